@@ -1,0 +1,96 @@
+"""Load the authors' checkpoints, plain state dicts and safetensors into an HSNet, safely.
+
+Only tensors are ever deserialized: ``.pt`` files go through
+``torch.load(weights_only=True)`` and ``.safetensors`` through safetensors.
+"""
+from __future__ import annotations
+
+import os
+import pickle
+import zipfile
+from collections.abc import Mapping
+from pathlib import Path
+
+import torch
+from safetensors import SafetensorError
+from safetensors.torch import load_file
+
+from .errors import CheckpointError
+from .model import HSNet
+
+# The ImageNet classifier head is in the authors' files but never used by HSNet.
+UNUSED_PREFIXES = ("backbone.fc.", "backbone.classifier.")
+StateDict = Mapping[str, torch.Tensor]
+
+
+def read_state_dict(path: str | os.PathLike) -> dict[str, torch.Tensor]:
+    """Tensors of a ``.safetensors`` or ``.pt``/``.pth`` file; never runs pickled code."""
+    path = Path(path)
+    if not path.is_file():
+        raise CheckpointError(f"checkpoint {path} does not exist; give the path of a best_model.pt or .safetensors file")
+    try:
+        if path.suffix == ".safetensors":
+            return load_file(str(path))
+        state = torch.load(path, map_location="cpu", weights_only=True)
+    except pickle.UnpicklingError as exc:
+        raise CheckpointError(
+            f"checkpoint {path} holds Python objects other than tensors and was refused without running them; "
+            "use the authors' best_model.pt or a .safetensors file"
+        ) from exc
+    except (SafetensorError, RuntimeError, EOFError, zipfile.BadZipFile, OSError, ValueError) as exc:
+        raise CheckpointError(f"checkpoint {path} is damaged or not a PyTorch/safetensors file ({exc}); download it again") from exc
+    if not isinstance(state, Mapping):
+        raise CheckpointError(f"checkpoint {path} holds a {type(state).__name__}, not a state dict of tensors")
+    return dict(state)
+
+
+def infer_backbone(state: StateDict) -> str | None:
+    """The backbone a state dict was trained with, from its key names; None if it is not HSNet's."""
+    keys = [k.removeprefix("module.") for k in state]
+    if not any(k.startswith("hpn_learner.") for k in keys):
+        return None
+    if any(k.startswith("backbone.features.") for k in keys):
+        return "vgg16"
+    if any(k.startswith("backbone.layer3.22.") for k in keys):
+        return "resnet101"
+    if any(k.startswith("backbone.layer3.5.") for k in keys):
+        return "resnet50"
+    return None
+
+
+def normalize_state_dict(state: StateDict) -> dict[str, torch.Tensor]:
+    """Strip DataParallel's ``module.`` prefix and drop the unused classifier head."""
+    out = {}
+    for key, value in state.items():
+        key = key.removeprefix("module.")
+        if not key.startswith(UNUSED_PREFIXES):
+            out[key] = value
+    return out
+
+
+def load_weights(model: HSNet, state_dict_or_path: StateDict | str | os.PathLike) -> HSNet:
+    """Load an HSNet checkpoint strictly (``module.`` prefix or not); returns the model."""
+    source = state_dict_or_path
+    state = read_state_dict(source) if isinstance(source, (str, os.PathLike)) else source
+    if not isinstance(state, Mapping) or not all(isinstance(v, torch.Tensor) for v in state.values()):
+        raise CheckpointError("expected a state dict mapping parameter names to tensors")
+    where = f"checkpoint {source}" if isinstance(source, (str, os.PathLike)) else "state dict"
+    found = infer_backbone(state)
+    if found is None:
+        raise CheckpointError(f"{where} is not an HSNet checkpoint (no backbone./hpn_learner. parameters of a known backbone)")
+    if found != model.backbone_name:
+        raise CheckpointError(
+            f"{where} is for backbone {found}, but the model is {model.backbone_name}; "
+            f"build the model with backbone={found!r} or pick a {model.backbone_name} checkpoint"
+        )
+    state = normalize_state_dict(state)
+    expected = model.state_dict()
+    missing = sorted(set(expected) - set(state))
+    unexpected = sorted(set(state) - set(expected))
+    wrong = sorted(k for k in set(expected) & set(state) if tuple(expected[k].shape) != tuple(state[k].shape))
+    if missing or unexpected or wrong:
+        parts = [f"{name}: {', '.join(keys[:3])}{' ...' if len(keys) > 3 else ''}"
+                 for name, keys in (("missing", missing), ("unexpected", unexpected), ("wrong shape", wrong)) if keys]
+        raise CheckpointError(f"{where} does not fit HSNet-{model.backbone_name} ({'; '.join(parts)})")
+    model.load_state_dict(state, strict=True)
+    return model

@@ -1,0 +1,1 @@
+"""Subcommands of the ``hsnet`` CLI, one module each (see ``hsnet.cli``)."""

@@ -1,0 +1,101 @@
+"""HSNet: backbone features -> masked hypercorrelation pyramid -> 4D squeeze -> 2D mask logits."""
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from .backbone import BACKBONES
+from .correlation import correlate, stack_level
+from .learner import HPNLearner
+from .vote import KShotRule, combine_shots
+
+
+@dataclass
+class FeaturePyramid:
+    """Normalized features grouped by level, deepest first: each (N, L, C, H, W)."""
+
+    levels: list[torch.Tensor]
+
+    def to(self, device: torch.device | str) -> "FeaturePyramid":
+        return FeaturePyramid([x.to(device) for x in self.levels])
+
+
+class HSNet(nn.Module):
+    """The authors' HSNet; ``backbone`` and ``hpn_learner`` carry their checkpoint's names."""
+
+    def __init__(self, backbone: str = "resnet50", pretrained_backbone: bool = False):
+        super().__init__()
+        if backbone not in BACKBONES:
+            raise ValueError(f"unknown backbone {backbone!r}; choose one of {', '.join(BACKBONES)}")
+        self.spec = BACKBONES[backbone]
+        self.backbone = self.spec.build(pretrained_backbone)
+        self.hpn_learner = HPNLearner(self.spec.level_sizes)
+
+    @property
+    def backbone_name(self) -> str:
+        return self.spec.name
+
+    def train(self, mode: bool = True) -> "HSNet":
+        """Train the learner only: the backbone stays frozen with BatchNorm on running statistics."""
+        super().train(mode)
+        self.backbone.eval()
+        return self
+
+    def _levels(self, features: list[torch.Tensor]) -> list[torch.Tensor]:
+        n4, n3, n2 = self.spec.level_sizes
+        total = n4 + n3 + n2
+        groups = (features[total - n4:], features[total - n4 - n3: total - n4], features[:n2])
+        return [stack_level(list(g)) for g in groups]
+
+    @torch.no_grad()
+    def query_features(self, images: torch.Tensor) -> FeaturePyramid:
+        """Normalized query features of (B, 3, H, W) images."""
+        return FeaturePyramid(self._levels(self.spec.extract(self.backbone, images)))
+
+    @torch.no_grad()
+    def support_features(self, images: torch.Tensor, masks: torch.Tensor) -> FeaturePyramid:
+        """Normalized features of (N, 3, H, W) support images, each masked by its (N, H, W) mask."""
+        feats = self.spec.extract(self.backbone, images)
+        mask = masks.unsqueeze(1).to(feats[0].dtype)
+        masked = [f * F.interpolate(mask, f.shape[-2:], mode="bilinear", align_corners=True) for f in feats]
+        return FeaturePyramid(self._levels(masked))
+
+    def hypercorrelation(self, query: FeaturePyramid, support: FeaturePyramid, shots: int = 1) -> list[torch.Tensor]:
+        """The three (B*K, L, Hq, Wq, Hs, Ws) correlation levels; support holds B*K items, K per query."""
+        out = []
+        for q, s in zip(query.levels, support.levels):
+            out.append(correlate(q, s.reshape(q.shape[0], shots, *s.shape[1:])))
+        return out
+
+    def forward(self, query: torch.Tensor, support: torch.Tensor, support_mask: torch.Tensor) -> torch.Tensor:
+        """(B,3,H,W), (B,3,H,W), (B,H,W) -> 2-channel logits (B,2,H,W) at the support image's size."""
+        corr = self.hypercorrelation(self.query_features(query), self.support_features(support, support_mask))
+        return self.decode(corr, 1, tuple(support.shape[-2:]))[:, 0]
+
+    @torch.no_grad()
+    def shot_logits(self, query: torch.Tensor, supports: torch.Tensor, support_masks: torch.Tensor,
+                    output_size: tuple[int, int] | None = None) -> torch.Tensor:
+        """Logits (B, K, 2, h, w) of each of the K supports; the query's features are computed once."""
+        k = supports.shape[1]
+        q = self.query_features(query)
+        s = self.support_features(supports.flatten(0, 1), support_masks.flatten(0, 1))
+        return self.decode(self.hypercorrelation(q, s, k), k, output_size or tuple(supports.shape[-2:]))
+
+    def decode(self, corr: list[torch.Tensor], shots: int, output_size: tuple[int, int]) -> torch.Tensor:
+        """Logits (B, K, 2, h, w) from the hypercorrelation pyramid, resized to ``output_size``."""
+        logits = self.hpn_learner(*corr)
+        logits = F.interpolate(logits, output_size, mode="bilinear", align_corners=True)
+        return logits.view(-1, shots, *logits.shape[1:])
+
+    @torch.no_grad()
+    def predict_mask(self, query: torch.Tensor, supports: torch.Tensor, support_masks: torch.Tensor,
+                     output_size: tuple[int, int] | None = None, rule: KShotRule = "vote") -> torch.Tensor:
+        """(B,3,H,W), (B,K,3,H,W), (B,K,H,W) -> (B,h,w) mask in {0, 1} (float).
+
+        ``output_size`` is the authors' original-size mode; ``rule`` picks the k-shot rule
+        ("vote" is the authors' and the default).
+        """
+        return combine_shots(self.shot_logits(query, supports, support_masks, output_size), rule)
