@@ -1,8 +1,12 @@
 """hsnet: few-shot segmentation with Hypercorrelation Squeeze Networks (Min, Kang & Cho, ICCV 2021)."""
 from .checkpoint import load_weights
-from .errors import CheckpointError, HSNetError, InputError
+from .errors import CheckpointError, HSNetError, HubError, InputError, WeightsNotFoundError
+from .hub import from_pretrained, save_pretrained
 from .model import BACKBONES, HSNet, build_model
 
 __version__ = "0.1.0"
 
-__all__ = ["BACKBONES", "CheckpointError", "HSNet", "HSNetError", "InputError", "build_model", "load_weights"]
+__all__ = [
+    "BACKBONES", "CheckpointError", "HSNet", "HSNetError", "HubError", "InputError", "WeightsNotFoundError",
+    "build_model", "from_pretrained", "load_weights", "save_pretrained",
+]

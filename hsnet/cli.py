@@ -9,7 +9,7 @@ import argparse
 import importlib
 import sys
 
-COMMANDS = ("predict",)
+COMMANDS = ("predict", "convert", "push", "weights")
 
 
 def build_parser() -> argparse.ArgumentParser:

@@ -15,3 +15,15 @@ class InputError(HSNetError, ValueError):
 
 class CheckpointError(HSNetError):
     """A checkpoint file or state dict cannot be loaded into the model."""
+
+
+class WeightsNotFoundError(HSNetError, LookupError):
+    """Pretrained weights named by the user cannot be found: unknown name, missing Hub repo or file, or offline."""
+
+
+class HubError(HSNetError):
+    """Talking to the Hugging Face Hub failed for a reason the user can fix (token, permissions, connection)."""
+
+
+class DatasetError(HSNetError):
+    """A benchmark dataset or one of the authors' split lists is missing, incomplete or unreadable."""
