@@ -123,7 +123,7 @@ class Predictor:
         return (x - self._mean) / self._std
 
     def _mask_tensor(self, mask: np.ndarray) -> torch.Tensor:
-        m = torch.from_numpy(mask).to(self.device, torch.float32)[None, None]
+        m = torch.from_numpy(np.array(mask, dtype=np.float32)).to(self.device)[None, None]
         return F.interpolate(m, (self.image_size, self.image_size), mode="nearest")[0, 0]
 
     def _support_pyramid(self, supports: Sequence[ImageLike], masks: Sequence[ImageLike]) -> tuple[FeaturePyramid, bool]:
