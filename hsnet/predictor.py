@@ -13,7 +13,7 @@ import time
 from collections import OrderedDict
 from collections.abc import Sequence
 from contextlib import contextmanager
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Iterator, Literal
 
 import numpy as np
@@ -60,6 +60,10 @@ class Prediction:
     def size(self) -> tuple[int, int]:
         """The query's (width, height)."""
         return self.mask.shape[1], self.mask.shape[0]
+
+    def to(self, device: str | torch.device) -> "Prediction":
+        """The same prediction with its kept features on ``device``, e.g. "cpu" before it leaves a GPU worker."""
+        return replace(self, _query=self._query.to(device), _support=self._support.to(device))
 
     def heatmap(self, index: int) -> np.ndarray:
         """Layer ``index``'s correlation map resized to the query's size (bilinear)."""
