@@ -20,12 +20,11 @@ from importlib import resources
 from pathlib import Path
 
 import torch
-from huggingface_hub import HfApi, constants, hf_hub_download
+from huggingface_hub import HfApi, constants, get_token, hf_hub_download
 from huggingface_hub.errors import (
     GatedRepoError,
     HfHubHTTPError,
     LocalEntryNotFoundError,
-    LocalTokenNotFoundError,
     RemoteEntryNotFoundError,
     RepositoryNotFoundError,
     RevisionNotFoundError,
@@ -176,17 +175,18 @@ def push_to_hub(directory: str | os.PathLike, repo_id: str, *, private: bool = F
     The token comes from ``token``, else $HF_TOKEN or ``hf auth login``; it is never printed.
     """
     folder = Path(directory)
-    _load_folder(folder, f"folder {folder}")  # refuse to publish anything that would not load
     if not _REPO_ID.match(repo_id):
         raise HubError(f"repo id {repo_id!r} is not of the form owner/name; pass e.g. --repo-id my-org/hsnet-{folder.name}")
+    _load_folder(folder, f"folder {folder}")  # refuse to publish anything that would not load
+    token = token or get_token()
+    if token is None:
+        raise HubError("no Hugging Face token found; set HF_TOKEN to a token with write access "
+                       "(https://huggingface.co/settings/tokens) or run `hf auth login`")
     api = HfApi(endpoint=_endpoint(), token=token)
     try:
         url = api.create_repo(repo_id, repo_type="model", private=private, exist_ok=True)
         api.upload_folder(repo_id=repo_id, folder_path=folder, allow_patterns=[WEIGHTS_NAME, CONFIG_NAME, CARD_NAME],
                           commit_message=commit_message or f"Upload HSNet weights ({folder.name})")
-    except LocalTokenNotFoundError as exc:
-        raise HubError("no Hugging Face token found; set HF_TOKEN to a token with write access "
-                       "(https://huggingface.co/settings/tokens) or run `hf auth login`") from exc
     except HfHubHTTPError as exc:
         status = exc.response.status_code if exc.response is not None else None
         if status in (401, 403):

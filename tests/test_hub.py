@@ -1,0 +1,253 @@
+"""Pretrained weights through the real huggingface_hub client, against a local fake Hub (no internet).
+
+Every test gets its own empty Hugging Face cache, no token, online mode, and
+HF_ENDPOINT pointing at a FakeHub on 127.0.0.1.
+"""
+from __future__ import annotations
+
+import json
+import os
+import pickle
+from pathlib import Path
+
+import pytest
+import torch
+from huggingface_hub import constants
+from safetensors import safe_open
+
+import hsnet
+from hsnet import hub
+from hsnet.cli import main as cli
+from hsnet.errors import CheckpointError, HubError, WeightsNotFoundError
+
+from fake_hub import FakeHub
+
+ORG = "test-org"
+NAME = "pascal-resnet50-fold0"
+REPO = f"{ORG}/hsnet-{NAME}"
+TOKEN = "hf_testtoken_do_not_print_0123456789"
+
+
+@pytest.fixture(scope="module")
+def fake_hub() -> FakeHub:
+    server = FakeHub().start()
+    yield server
+    server.stop()
+
+
+@pytest.fixture(autouse=True)
+def hub_env(fake_hub: FakeHub, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> FakeHub:
+    """A fresh cache and a clean fake Hub per test; huggingface_hub's import-time settings patched to match."""
+    fake_hub.commits.clear()
+    fake_hub.branches.clear()
+    fake_hub.corrupt.clear()
+    fake_hub.requests.clear()
+    fake_hub.tokens_seen.clear()
+    home = tmp_path / "hf-home"
+    for key in ("HF_TOKEN", "HUGGING_FACE_HUB_TOKEN", "HF_HUB_OFFLINE", "TRANSFORMERS_OFFLINE"):
+        monkeypatch.delenv(key, raising=False)
+    monkeypatch.setenv("HF_ENDPOINT", fake_hub.url)
+    monkeypatch.setenv("HF_HOME", str(home))
+    monkeypatch.setenv("HF_HUB_CACHE", str(home / "hub"))
+    monkeypatch.setenv("HF_HUB_DISABLE_PROGRESS_BARS", "1")
+    monkeypatch.setenv(hub.HUB_ORG_ENV, ORG)
+    monkeypatch.setattr(constants, "HF_HUB_CACHE", str(home / "hub"))
+    monkeypatch.setattr(constants, "HF_HUB_OFFLINE", False)
+    monkeypatch.setattr(constants, "HF_TOKEN_PATH", str(home / "token"))
+    monkeypatch.setattr(constants, "HF_STORED_TOKENS_PATH", str(home / "stored_tokens"))
+    return fake_hub
+
+
+@pytest.fixture(scope="module")
+def hub_folder(resnet50: hsnet.HSNet, tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """The Hub folder of a real (random-weight) ResNet-50 HSNet, written once."""
+    return hsnet.save_pretrained(resnet50, tmp_path_factory.mktemp("converted"), benchmark="pascal", fold=0)
+
+
+def cache_files(root: Path) -> list[str]:
+    """Every file name (blobs and snapshot links) in a Hugging Face cache."""
+    return sorted(p.name for p in root.rglob("*") if p.is_file() or p.is_symlink())
+
+
+def assert_same_weights(a: torch.nn.Module, b: torch.nn.Module) -> None:
+    sa, sb = a.state_dict(), b.state_dict()
+    assert sa.keys() == sb.keys()
+    assert all(torch.equal(sa[k], sb[k]) for k in sa)
+
+
+def test_registry_lists_every_released_checkpoint() -> None:
+    entries = hub.registry()
+    expected = {f"pascal-{b}-fold{f}" for b in ("vgg16", "resnet50", "resnet101") for f in range(4)}
+    expected |= {f"coco-{b}-fold{f}" for b in ("resnet50", "resnet101") for f in range(4)}
+    expected |= {f"fss-{b}" for b in ("vgg16", "resnet50", "resnet101")}
+    assert set(entries) == expected
+    assert hub.DEFAULT_WEIGHTS in entries
+    e = entries["pascal-resnet101-fold0"]
+    assert (e.backbone, e.benchmark, e.fold, e.filename) == ("resnet101", "pascal", 0, "model.safetensors")
+    assert e.repo_id() == f"{ORG}/hsnet-pascal-resnet101-fold0"
+    assert e.repo_id("someone") == "someone/hsnet-pascal-resnet101-fold0"
+    assert e.source.startswith("https://drive.google.com/drive/folders/")
+    assert entries["fss-resnet50"].fold is None
+    assert entries["coco-resnet50-fold2"].miou_mean_over_folds == {"1-shot": 39.2, "5-shot": 46.9}
+    # weights/registry.json (source checkout) is the very file shipped in the package.
+    checkout_copy = Path(__file__).resolve().parents[1] / "weights" / "registry.json"
+    assert json.loads(checkout_copy.read_text()) == hub._registry_data()
+
+
+def test_first_download_then_a_second_call_makes_no_request(hub_env: FakeHub, hub_folder: Path,
+                                                            resnet50: hsnet.HSNet) -> None:
+    hub_env.commit_folder(REPO, hub_folder)
+    model = hsnet.from_pretrained(NAME)
+    assert not model.training
+    assert_same_weights(model, resnet50)
+    assert [m for m, _ in hub_env.requests] == ["HEAD", "GET", "HEAD", "GET"]  # config.json, model.safetensors
+    hub_env.requests.clear()
+    assert_same_weights(hsnet.from_pretrained(NAME), resnet50)
+    assert hub_env.requests == []
+
+
+def test_offline_mode_uses_the_cache_and_says_when_nothing_is_cached(hub_env: FakeHub, hub_folder: Path,
+                                                                     monkeypatch: pytest.MonkeyPatch) -> None:
+    hub_env.commit_folder(REPO, hub_folder)
+    hsnet.from_pretrained(REPO)
+    hub_env.requests.clear()
+    monkeypatch.setenv("HF_HUB_OFFLINE", "1")
+    assert hsnet.from_pretrained(REPO).backbone_name == "resnet50"
+    with pytest.raises(WeightsNotFoundError, match="HF_HUB_OFFLINE") as info:
+        hsnet.from_pretrained("fss-resnet50")
+    assert "\n" not in str(info.value)
+    assert hub_env.requests == []
+
+
+def test_revision_pins_a_commit(hub_env: FakeHub, hub_folder: Path, resnet50: hsnet.HSNet) -> None:
+    first = hub_env.commit_folder(REPO, hub_folder)
+    files = dict(hub_env.files(REPO))
+    files["config.json"] = files["config.json"].replace(b'"resnet50"', b'"resnet101"')  # a broken later upload
+    hub_env.commit(REPO, files)
+    assert_same_weights(hsnet.from_pretrained(NAME, revision=first), resnet50)
+    with pytest.raises(WeightsNotFoundError, match="revision 'v9' does not exist"):
+        hsnet.from_pretrained(NAME, revision="v9")
+
+
+def test_missing_repository_says_where_the_originals_are(hub_env: FakeHub) -> None:
+    with pytest.raises(WeightsNotFoundError) as info:
+        hsnet.from_pretrained("coco-resnet101-fold2")
+    message = str(info.value)
+    assert "\n" not in message
+    assert f"{ORG}/hsnet-coco-resnet101-fold2 was not found" in message
+    assert hub.registry()["coco-resnet101-fold2"].source in message
+    assert "hsnet convert best_model.pt --backbone resnet101 --benchmark coco --fold 2" in message
+    assert f"hsnet push coco-resnet101-fold2 --repo-id {ORG}/hsnet-coco-resnet101-fold2" in message
+
+
+def test_missing_file_is_reported(hub_env: FakeHub, hub_folder: Path) -> None:
+    hub_env.commit(REPO, {"config.json": (hub_folder / "config.json").read_bytes()})
+    with pytest.raises(WeightsNotFoundError, match="has no model.safetensors.*hsnet convert"):
+        hsnet.from_pretrained(NAME)
+
+
+def test_unknown_name_lists_close_ones() -> None:
+    with pytest.raises(WeightsNotFoundError, match="did you mean pascal-resnet50-fold"):
+        hsnet.from_pretrained("pascal-resnet50-fold7")
+
+
+def test_corrupt_download_is_refused_and_not_kept(hub_env: FakeHub, hub_folder: Path, resnet50: hsnet.HSNet) -> None:
+    hub_env.commit_folder(REPO, hub_folder)
+    hub_env.corrupt.add((REPO, "model.safetensors"))
+    with pytest.raises(CheckpointError, match="fails its checksum"):
+        hsnet.from_pretrained(NAME)
+    cached = cache_files(Path(constants.HF_HUB_CACHE))
+    assert "model.safetensors" not in cached and not any(name.endswith(".incomplete") for name in cached)
+    hub_env.corrupt.clear()
+    assert_same_weights(hsnet.from_pretrained(NAME), resnet50)  # the next call downloads it again
+
+
+def test_a_file_that_does_not_load_is_refused_and_not_kept(hub_env: FakeHub, hub_folder: Path) -> None:
+    hub_env.commit(REPO, {"config.json": (hub_folder / "config.json").read_bytes(),
+                          "model.safetensors": b"not a safetensors file at all"})
+    with pytest.raises(CheckpointError, match="removed from the cache"):
+        hsnet.from_pretrained(NAME)
+    assert cache_files(Path(constants.HF_HUB_CACHE)).count("model.safetensors") == 0
+
+
+def test_config_backbone_must_match_the_weights(hub_env: FakeHub, hub_folder: Path) -> None:
+    config = json.loads((hub_folder / "config.json").read_text())
+    config["backbone"] = "resnet101"
+    hub_env.commit(REPO, {"config.json": json.dumps(config).encode(),
+                          "model.safetensors": (hub_folder / "model.safetensors").read_bytes()})
+    with pytest.raises(CheckpointError, match="config.json says backbone resnet101 but the weights are a resnet50"):
+        hsnet.from_pretrained(NAME)
+
+
+def test_pickled_code_is_refused_without_running(tmp_path: Path) -> None:
+    marker = tmp_path / "pwned"
+
+    class Exploit:
+        def __reduce__(self):
+            return (os.system, (f"touch {marker}",))
+
+    path = tmp_path / "best_model.pt"
+    with path.open("wb") as f:
+        pickle.dump({"module.hpn_learner.x": Exploit()}, f, protocol=2)
+    with pytest.raises(CheckpointError, match="refused without running"):
+        hsnet.from_pretrained(path)
+    with pytest.raises(CheckpointError, match="refused without running"):
+        hsnet.from_pretrained(tmp_path)  # a folder holding best_model.pt
+    assert not marker.exists()
+
+
+def test_convert_then_load_gives_the_original_outputs(resnet50: hsnet.HSNet, tmp_path: Path,
+                                                      capsys: pytest.CaptureFixture[str]) -> None:
+    # The authors' format: DataParallel's "module." prefix, the unused ImageNet head included.
+    authors = {f"module.{k}": v for k, v in resnet50.state_dict().items()}
+    authors["module.backbone.fc.weight"] = torch.zeros(1000, 2048)
+    authors["module.backbone.fc.bias"] = torch.zeros(1000)
+    torch.save(authors, tmp_path / "best_model.pt")
+    out = tmp_path / NAME
+    assert cli(["convert", str(tmp_path / "best_model.pt"), "--backbone", "resnet50", "--benchmark", "pascal",
+                "--fold", "0", "--out", str(out)]) == 0
+    assert f"hsnet push {out} --repo-id {ORG}/hsnet-{NAME}" in capsys.readouterr().out
+    assert sorted(p.name for p in out.iterdir()) == ["README.md", "config.json", "model.safetensors"]
+    config = json.loads((out / "config.json").read_text())
+    assert (config["backbone"], config["benchmark"], config["fold"], config["image_size"]) == ("resnet50", "pascal", 0, 400)
+    assert "drive.google.com" in config["source"] and "mean over the 4 folds" in json.dumps(config["metrics"])
+    with safe_open(str(out / "model.safetensors"), "pt") as f:
+        assert not any(k.startswith(("backbone.fc.", "module.")) for k in f.keys())
+    card = (out / "README.md").read_text()
+    assert "arxiv.org/abs/2104.01538" in card and f'from_pretrained("{ORG}/hsnet-{NAME}")' in card
+
+    loaded = hsnet.from_pretrained(out)
+    torch.manual_seed(1)
+    query, support, mask = torch.randn(1, 3, 96, 96), torch.randn(1, 3, 96, 96), torch.rand(1, 96, 96).round()
+    with torch.no_grad():
+        assert torch.equal(loaded(query, support, mask), resnet50(query, support, mask))
+
+
+def test_convert_refuses_a_checkpoint_of_another_backbone(resnet50: hsnet.HSNet, tmp_path: Path,
+                                                          capsys: pytest.CaptureFixture[str]) -> None:
+    torch.save(resnet50.state_dict(), tmp_path / "best_model.pt")
+    code = cli(["convert", str(tmp_path / "best_model.pt"), "--backbone", "vgg16", "--benchmark", "fss",
+                "--out", str(tmp_path / "out")])
+    err = capsys.readouterr().err
+    assert code == 2 and "holds a resnet50 model, not vgg16; pass --backbone resnet50" in err
+    assert err.count("\n") == 1
+
+
+def test_push_uploads_the_folder_and_never_prints_the_token(hub_env: FakeHub, hub_folder: Path,
+                                                            resnet50: hsnet.HSNet, monkeypatch: pytest.MonkeyPatch,
+                                                            capsys: pytest.CaptureFixture[str]) -> None:
+    monkeypatch.setenv("HF_TOKEN", TOKEN)
+    code = cli(["push", str(hub_folder), "--repo-id", "someone/my-hsnet"])
+    assert code == 0
+    output = capsys.readouterr()
+    assert TOKEN not in output.out + output.err and "someone/my-hsnet" in output.out
+    assert f"Bearer {TOKEN}" in hub_env.tokens_seen
+    assert sorted(hub_env.files("someone/my-hsnet")) == ["README.md", "config.json", "model.safetensors"]
+    monkeypatch.delenv("HF_TOKEN")
+    assert_same_weights(hsnet.from_pretrained("someone/my-hsnet"), resnet50)
+
+
+def test_push_without_a_token_says_how_to_get_one(hub_env: FakeHub, hub_folder: Path) -> None:
+    with pytest.raises(HubError, match="HF_TOKEN"):
+        hub.push_to_hub(hub_folder, "someone/my-hsnet")
+    assert hub_env.requests == []
