@@ -59,14 +59,14 @@ class WeightsEntry:
     backbone: str
     benchmark: str
     fold: int | None
-    repo: str  # repository name; the organisation comes from hub_org()
+    repo: str  # repository name; the organisation comes from resolve_hub_org()
     filename: str
     source: str  # the authors' public Google Drive folder holding the original best_model.pt
     miou_mean_over_folds: dict[str, float] | None  # the authors' reported mIoU (%) per shot setting
 
     def repo_id(self, org: str | None = None) -> str:
-        """``org/repo`` on the Hub; ``org`` defaults to :func:`hub_org`."""
-        return f"{hub_org(org)}/{self.repo}"
+        """``org/repo`` on the Hub; ``org`` defaults to :func:`resolve_hub_org`."""
+        return f"{resolve_hub_org(org)}/{self.repo}"
 
 
 @lru_cache(maxsize=1)
@@ -89,7 +89,7 @@ def authors_folders() -> dict[str, str]:
     return {b["title"]: b["source"] for b in _registry_data()["benchmarks"].values()}
 
 
-def hub_org(override: str | None = None) -> str:
+def resolve_hub_org(override: str | None = None) -> str:
     """The Hub organisation holding the converted weights: ``override``, else $HSNET_HUB_ORG, else the default."""
     return override or os.environ.get(HUB_ORG_ENV) or _registry_data()["default_org"]
 

@@ -32,8 +32,9 @@ class FakeHub:
         self.commits: dict[str, dict[str, dict[str, bytes]]] = {}  # repo_id -> commit -> path -> bytes
         self.branches: dict[str, dict[str, str]] = {}  # repo_id -> branch -> commit
         self.corrupt: set[tuple[str, str]] = set()  # (repo_id, path) served with a flipped byte
+        self.private: set[str] = set()  # repos that answer only requests carrying a token
         self.requests: list[tuple[str, str]] = []  # (method, path) of every request received
-        self.tokens_seen: list[str | None] = []  # Authorization headers of upload requests
+        self.tokens_seen: list[str | None] = []  # Authorization header of every request
         self._server = ThreadingHTTPServer(("127.0.0.1", 0), self._handler())
         self._thread = threading.Thread(target=self._server.serve_forever, daemon=True)
 
@@ -96,6 +97,8 @@ class FakeHub:
                 repo_id, revision, filename = unquote(repo_id), unquote(revision), unquote(filename)
                 if repo_id not in hub.commits:
                     return self._error(404, "RepoNotFound")
+                if repo_id in hub.private and self.headers.get("Authorization") is None:
+                    return self._error(401, "RepoNotFound")  # the Hub does not tell a private repo from a missing one
                 commit = hub.branches[repo_id].get(revision, revision)
                 if commit not in hub.commits[repo_id]:
                     return self._error(404, "RevisionNotFound")
@@ -112,17 +115,20 @@ class FakeHub:
                     data = bytes([data[0] ^ 0xFF]) + data[1:]  # same size, different content
                 self._reply(200, headers, data)
 
+            def _record(self) -> None:
+                hub.requests.append((self.command, self.path))
+                hub.tokens_seen.append(self.headers.get("Authorization"))
+
             def do_HEAD(self) -> None:
-                hub.requests.append(("HEAD", self.path))
+                self._record()
                 self._resolve()
 
             def do_GET(self) -> None:
-                hub.requests.append(("GET", self.path))
+                self._record()
                 self._resolve()
 
             def do_POST(self) -> None:
-                hub.requests.append(("POST", self.path))
-                hub.tokens_seen.append(self.headers.get("Authorization"))
+                self._record()
                 body = self.rfile.read(int(self.headers.get("Content-Length", 0)))
                 path = urlsplit(self.path).path
                 if self.headers.get("Authorization") is None:
