@@ -32,7 +32,7 @@ from huggingface_hub.errors import (
 from safetensors.torch import save_file
 
 from .checkpoint import infer_backbone, load_weights, normalize_state_dict, read_state_dict
-from .errors import CheckpointError, HubError, WeightsNotFoundError
+from .errors import CheckpointError, HubError, InputError, WeightsNotFoundError
 from .model import BACKBONES, HSNet, build_model
 from .model_card import render_model_card
 
@@ -43,8 +43,8 @@ AUTHORS_CHECKPOINT_NAME = "best_model.pt"
 HUB_ORG_ENV = "HSNET_HUB_ORG"
 BENCHMARKS = ("pascal", "coco", "fss")
 # PASCAL-5i fold 0 with ResNet-50 for the demo: it was trained on the 15 everyday PASCAL classes that
-# people photograph most (person, cat, dog, car, ...), and ResNet-50 halves the download and the CPU
-# time of ResNet-101 for about two points of mIoU.
+# people photograph most (person, cat, dog, car, ...), and ResNet-50 nearly halves the download and
+# the CPU time of ResNet-101 for about two points of mIoU.
 DEFAULT_WEIGHTS = "pascal-resnet50-fold0"
 _REPO_ID = re.compile(r"^[\w.-]+/[\w.-]+$")
 _SHA256 = re.compile(r"^[0-9a-f]{64}$")
@@ -117,9 +117,9 @@ def save_pretrained(model: HSNet, directory: str | os.PathLike, *, benchmark: st
     ``repo_id`` only fills the usage example of the model card.
     """
     if benchmark is not None and benchmark not in BENCHMARKS:
-        raise CheckpointError(f"unknown benchmark {benchmark!r}; use one of {', '.join(BENCHMARKS)}")
+        raise InputError(f"unknown benchmark {benchmark!r}; use one of {', '.join(BENCHMARKS)}")
     if fold is not None and benchmark in (None, "fss"):
-        raise CheckpointError("a fold only applies to the pascal and coco benchmarks; leave it out for fss")
+        raise InputError("a fold only applies to the pascal and coco benchmarks; leave it out for fss")
     folder = Path(directory)
     folder.mkdir(parents=True, exist_ok=True)
     state = {k: v.detach().to("cpu").contiguous() for k, v in normalize_state_dict(model.state_dict()).items()}
@@ -148,9 +148,9 @@ def convert_checkpoint(checkpoint: str | os.PathLike, out: str | os.PathLike, *,
                        fold: int | None = None, repo_id: str | None = None) -> Path:
     """Turn an authors' ``best_model.pt`` into a Hub folder, checking it loads strictly as ``backbone``."""
     if backbone not in BACKBONES:
-        raise CheckpointError(f"unknown backbone {backbone!r}; use one of {', '.join(BACKBONES)}")
+        raise InputError(f"unknown backbone {backbone!r}; use one of {', '.join(BACKBONES)}")
     if benchmark in ("pascal", "coco") and fold not in (0, 1, 2, 3):
-        raise CheckpointError(f"the {benchmark} checkpoints are per fold; give --fold 0, 1, 2 or 3")
+        raise InputError(f"the {benchmark} checkpoints are per fold; give --fold 0, 1, 2 or 3")
     state = read_state_dict(checkpoint)
     found = infer_backbone(state)
     if found is not None and found != backbone:

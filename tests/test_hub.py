@@ -261,3 +261,15 @@ def test_push_without_a_token_says_how_to_get_one(hub_env: FakeHub, hub_folder: 
     with pytest.raises(HubError, match="HF_TOKEN"):
         hub.push_to_hub(hub_folder, "someone/my-hsnet")
     assert hub_env.requests == []
+
+
+def test_weights_command_lists_and_downloads(hub_env: FakeHub, hub_folder: Path,
+                                             capsys: pytest.CaptureFixture[str]) -> None:
+    assert cli(["weights", "--hub-org", "elsewhere"]) == 0
+    listing = capsys.readouterr().out
+    assert all(name in listing for name in hub.registry())
+    assert "elsewhere/hsnet-fss-resnet101" in listing and f"{hub.DEFAULT_WEIGHTS} " in listing
+    hub_env.commit_folder(REPO, hub_folder)
+    assert cli(["weights", "--download", NAME]) == 0
+    snapshot = Path(capsys.readouterr().out.split(": ", 1)[1].strip())
+    assert sorted(p.name for p in snapshot.iterdir()) == ["config.json", "model.safetensors"]
