@@ -7,7 +7,6 @@ safetensors are read from the Hub, so no pickled code is ever loaded from it.
 """
 from __future__ import annotations
 
-import argparse
 import difflib
 import hashlib
 import json
@@ -406,14 +405,3 @@ def from_pretrained(name_or_path: str | os.PathLike, revision: str | None = None
                 _evict(str(pointer))
             raise CheckpointError(f"{exc}; the downloaded files were removed from the cache") from exc
     return model.to(device) if device is not None else model
-
-
-def add_weights_arguments(parser: argparse.ArgumentParser, default: str | None = DEFAULT_WEIGHTS) -> None:
-    """Add ``--weights``, ``--revision`` and ``--hub-org`` to a command that loads a pretrained model."""
-    parser.add_argument("--weights", default=default, metavar="NAME|REPO|PATH",
-                        help="registry name (e.g. pascal-resnet50-fold0), Hub repo id, best_model.pt, .safetensors "
-                             f"or folder (default: {default})")
-    parser.add_argument("--revision", default=None, help="Hub branch, tag or commit to load (default: latest)")
-    parser.add_argument("--hub-org", default=None,
-                        help=f"Hub organisation of the registry names (default: ${HUB_ORG_ENV} or "
-                             f"{_registry_data()['default_org']})")
