@@ -138,6 +138,10 @@ class Predictor:
             pixels.append(self._resized(image))
             mask_arrays.append(load_mask(mask, image.size, f"support mask {i}"))
         mask_tensors = [self._mask_tensor(m) for m in mask_arrays]
+        for i, (array, tensor) in enumerate(zip(mask_arrays, mask_tensors), start=1):
+            if not tensor.any():  # the model would see an empty support: no object to look for
+                raise InputError(f"support mask {i} marks only {int(array.sum())} pixel(s), which vanish when the support "
+                                 f"is resized to {self.image_size}x{self.image_size}; mark a larger part of the object")
         digest = hashlib.sha256(f"{self.image_size}|{self.precision}".encode())
         for p, m in zip(pixels, mask_tensors):
             digest.update(p.tobytes())
