@@ -9,7 +9,7 @@ import argparse
 import importlib
 import sys
 
-COMMANDS = ("predict", "convert", "push", "weights")
+COMMANDS = ("predict", "convert", "push", "weights", "evaluate", "train")
 
 
 def build_parser() -> argparse.ArgumentParser:
