@@ -61,7 +61,8 @@ class WeightsEntry:
     repo: str  # repository name; the organisation comes from resolve_hub_org()
     filename: str
     source: str  # the authors' public Google Drive folder holding the original best_model.pt
-    miou_mean_over_folds: dict[str, float] | None  # the authors' reported mIoU (%) per shot setting
+    miou: dict[str, float]  # the authors' reported mIoU (%) of this checkpoint, per shot setting
+    miou_mean_over_folds: dict[str, float] | None  # the paper's mean over the 4 folds (pascal, coco)
 
     def repo_id(self, org: str | None = None) -> str:
         """``org/repo`` on the Hub; ``org`` defaults to :func:`resolve_hub_org`."""
@@ -160,9 +161,10 @@ def convert_checkpoint(checkpoint: str | os.PathLike, out: str | os.PathLike, *,
     source = f"converted from {Path(checkpoint).name} with hsnet"
     if entry is not None:
         source = f"the authors' {Path(checkpoint).name} from {entry.source}, converted with hsnet"
+        label = f"authors, fold {fold}" if fold is not None else "authors, FSS-1000 test"
+        metrics = {label: entry.miou}
         if entry.miou_mean_over_folds:
-            label = "authors, mean over the 4 folds" if fold is not None else "authors, FSS-1000 test"
-            metrics = {label: entry.miou_mean_over_folds}
+            metrics["authors, mean over the 4 folds"] = entry.miou_mean_over_folds
     return save_pretrained(model, out, benchmark=benchmark, fold=fold, source=source, metrics=metrics,
                            repo_id=repo_id or (entry.repo_id() if entry else None))
 

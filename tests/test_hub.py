@@ -90,6 +90,8 @@ def test_registry_lists_every_released_checkpoint() -> None:
     assert e.source.startswith("https://drive.google.com/drive/folders/")
     assert entries["fss-resnet50"].fold is None
     assert entries["coco-resnet50-fold2"].miou_mean_over_folds == {"1-shot": 39.2, "5-shot": 46.9}
+    assert entries["coco-resnet50-fold2"].miou == {"1-shot": 38.7, "5-shot": 48.2}
+    assert entries["fss-vgg16"].miou == {"1-shot": 82.3, "5-shot": 85.8}
     # weights/registry.json (source checkout) is the very file shipped in the package.
     checkout_copy = Path(__file__).resolve().parents[1] / "weights" / "registry.json"
     assert json.loads(checkout_copy.read_text()) == hub._registry_data()

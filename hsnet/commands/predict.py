@@ -17,6 +17,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                         help="the mask of the preceding --support (0/255, 0/1, palette or alpha)")
     parser.add_argument("--weights", required=True,
                         help="a registry name (see `hsnet weights`), a Hub repo id, or a local .pt/.safetensors file or folder")
+    parser.add_argument("--revision", default=None, help="a Hub branch, tag or commit to pin the weights to")
+    parser.add_argument("--hub-org", default=None,
+                        help="the Hub organisation that registry names resolve to (default: $HSNET_HUB_ORG or the registry's)")
     parser.add_argument("--out", required=True, type=Path, help="output folder for mask.png and overlay.png")
     parser.add_argument("--rule", default="vote", choices=("vote", "mean-prob"),
                         help="how K > 1 supports are merged: the authors' vote (default) or mean probability")
@@ -33,7 +36,7 @@ def run(args: argparse.Namespace) -> int:
     if len(args.support) != len(args.support_mask):
         raise InputError(f"{len(args.support)} --support but {len(args.support_mask)} --support-mask; give one mask per support")
     query = load_rgb(args.query, "query image")
-    predictor = Predictor(from_pretrained(args.weights), device=args.device, precision=args.precision)
+    predictor = Predictor(from_pretrained(args.weights, args.revision, hub_org=args.hub_org), device=args.device, precision=args.precision)
     result = predictor.predict(query, args.support, args.support_mask, rule=args.rule)
     try:
         args.out.mkdir(parents=True, exist_ok=True)

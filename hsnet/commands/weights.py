@@ -22,9 +22,9 @@ def run(args: argparse.Namespace) -> int:
         for name in args.download:
             print(f"{name}: {download(name, args.revision, hub_org=args.hub_org)}")
         return 0
-    print(f"{'name':<26} {'backbone':<10} {'benchmark':<9} {'fold':<4} {'mean mIoU 1/5':<14} repository")
+    print(f"{'name':<26} {'backbone':<10} {'benchmark':<9} {'fold':<4} {'mIoU 1/5-shot':<14} repository")
     for name, e in registry().items():
-        miou = "-" if not e.miou_mean_over_folds else "/".join(f"{v:.1f}" for v in e.miou_mean_over_folds.values())
+        miou = "/".join(f"{v:.1f}" for v in e.miou.values())
         mark = " (default)" if name == DEFAULT_WEIGHTS else ""
         print(f"{name:<26} {e.backbone:<10} {e.benchmark:<9} {'-' if e.fold is None else e.fold:<4} {miou:<14} "
               f"{e.repo_id(args.hub_org)}{mark}")
