@@ -7,15 +7,13 @@ from __future__ import annotations
 
 import os
 import pickle
-import zipfile
 from collections.abc import Mapping
 from pathlib import Path
 
 import torch
-from safetensors import SafetensorError
 from safetensors.torch import load_file
 
-from .errors import CheckpointError
+from .errors import CheckpointError, describe, one_line
 from .model import HSNet
 
 # The ImageNet classifier head is in the authors' files but never used by HSNet.
@@ -26,21 +24,28 @@ StateDict = Mapping[str, torch.Tensor]
 def read_state_dict(path: str | os.PathLike) -> dict[str, torch.Tensor]:
     """Tensors of a ``.safetensors`` or ``.pt``/``.pth`` file; never runs pickled code."""
     path = Path(path)
+    where = f"checkpoint {one_line(str(path))}"
+    if path.is_dir():
+        raise CheckpointError(f"{where} is a folder; give the path of a best_model.pt or .safetensors file")
     if not path.is_file():
-        raise CheckpointError(f"checkpoint {path} does not exist; give the path of a best_model.pt or .safetensors file")
+        raise CheckpointError(f"{where} does not exist; give the path of a best_model.pt or .safetensors file")
     try:
         if path.suffix == ".safetensors":
             return load_file(str(path))
         state = torch.load(path, map_location="cpu", weights_only=True)
     except pickle.UnpicklingError as exc:
         raise CheckpointError(
-            f"checkpoint {path} holds Python objects other than tensors and was refused without running them; "
+            f"{where} holds Python objects other than tensors and was refused without running them; "
             "use the authors' best_model.pt or a .safetensors file"
         ) from exc
-    except (SafetensorError, RuntimeError, EOFError, zipfile.BadZipFile, OSError, ValueError) as exc:
-        raise CheckpointError(f"checkpoint {path} is damaged or not a PyTorch/safetensors file ({exc}); download it again") from exc
+    except MemoryError as exc:
+        raise CheckpointError(f"{where} does not fit in memory; is it really an HSNet checkpoint?") from exc
+    except Exception as exc:  # noqa: BLE001 - torch.load and safetensors raise many types on damaged bytes
+        raise CheckpointError(f"{where} is damaged or not a PyTorch/safetensors file ({describe(exc)}); "
+                              "download or save it again") from exc
     if not isinstance(state, Mapping):
-        raise CheckpointError(f"checkpoint {path} holds a {type(state).__name__}, not a state dict of tensors")
+        raise CheckpointError(f"{where} holds a {type(state).__name__}, not a state dict of tensors; "
+                              "save model.state_dict() instead")
     return dict(state)
 
 
@@ -72,12 +77,19 @@ def load_weights(model: HSNet, state_dict_or_path: StateDict | str | os.PathLike
     """Load an HSNet checkpoint strictly (``module.`` prefix or not); returns the model."""
     source = state_dict_or_path
     state = read_state_dict(source) if isinstance(source, (str, os.PathLike)) else source
-    if not isinstance(state, Mapping) or not all(isinstance(v, torch.Tensor) for v in state.values()):
-        raise CheckpointError("expected a state dict mapping parameter names to tensors")
-    where = f"checkpoint {source}" if isinstance(source, (str, os.PathLike)) else "state dict"
+    where = f"checkpoint {one_line(str(source))}" if isinstance(source, (str, os.PathLike)) else "state dict"
+    if not isinstance(state, Mapping):
+        raise CheckpointError(f"{where} is a {type(state).__name__}, not a state dict; give model.state_dict() or a file")
+    odd = [one_line(repr(k), 40) for k, v in state.items() if not (isinstance(k, str) and isinstance(v, torch.Tensor))]
+    if odd:
+        raise CheckpointError(f"{where} holds entries that are not named tensors ({', '.join(odd[:3])}"
+                              f"{' ...' if len(odd) > 3 else ''}); save the model's state_dict() alone")
+    if not state:
+        raise CheckpointError(f"{where} is empty; give an HSNet checkpoint (the authors' best_model.pt or one hsnet saved)")
     found = infer_backbone(state)
     if found is None:
-        raise CheckpointError(f"{where} is not an HSNet checkpoint (no backbone./hpn_learner. parameters of a known backbone)")
+        raise CheckpointError(f"{where} is not an HSNet checkpoint (no backbone./hpn_learner. parameters of a known "
+                              "backbone); give the authors' best_model.pt or a checkpoint hsnet saved")
     if found != model.backbone_name:
         raise CheckpointError(
             f"{where} is for backbone {found}, but the model is {model.backbone_name}; "

@@ -27,3 +27,22 @@ class HubError(HSNetError):
 
 class DatasetError(HSNetError):
     """A benchmark dataset or one of the authors' split lists is missing, incomplete or unreadable."""
+
+
+def one_line(text: str, limit: int = 160) -> str:
+    """``text`` (a file name, a library's exception message) as one line of at most ``limit`` characters.
+
+    Messages quote names and reasons that come from outside (a file called "a\\nb.png",
+    a decoder's multi-line complaint); this keeps every hsnet message on one line.
+    """
+    flat = " ".join("".join(c if c.isprintable() else " " for c in text).split())
+    return flat if len(flat) <= limit else flat[: limit - 3] + "..."
+
+
+def describe(exc: BaseException) -> str:
+    """Another library's exception as a short one-line reason for an hsnet message.
+
+    The type is named when the message alone says nothing (empty, or a bare key or index).
+    """
+    message = one_line(str(exc))
+    return message if message and not isinstance(exc, LookupError) else f"{type(exc).__name__} {message}".strip()

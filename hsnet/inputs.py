@@ -18,7 +18,7 @@ from typing import BinaryIO, Union
 import numpy as np
 from PIL import Image, ImageFile, ImageOps, UnidentifiedImageError
 
-from .errors import InputError
+from .errors import InputError, describe, one_line
 
 ImageLike = Union[str, os.PathLike, Image.Image, np.ndarray]
 
@@ -40,18 +40,6 @@ ICO_MAGIC = b"\x00\x00\x01\x00"
 WIDE_MODES = frozenset({"I", "I;16", "I;16B", "I;16L", "I;16N", "F"})
 # Premultiplied-alpha modes that Pillow converts only to their straight-alpha form.
 PREMULTIPLIED = {"La": "LA", "RGBa": "RGBA"}
-
-
-def _printable(text: str, limit: int = 160) -> str:
-    """``text`` on one line of at most ``limit`` characters, so every message stays one line."""
-    flat = "".join(c if c.isprintable() else " " for c in text)
-    flat = " ".join(flat.split())
-    return flat if len(flat) <= limit else flat[: limit - 3] + "..."
-
-
-def _reason(exc: BaseException) -> str:
-    """A decoder exception as a short one-line reason (its type when it has no message)."""
-    return _printable(str(exc)) or type(exc).__name__
 
 
 def _check_pixels(size: tuple[int, int], what: str) -> None:
@@ -112,32 +100,32 @@ def _decode(image: Image.Image, what: str) -> Image.Image:
     except MemoryError as exc:
         raise InputError(f"{what} is too large to decode in the memory available; downscale it first") from exc
     except Exception as exc:  # noqa: BLE001 - see the docstring: any decoder failure means unreadable bytes
-        raise InputError(f"{what} is truncated or corrupt ({_reason(exc)}); save or export it again") from exc
+        raise InputError(f"{what} is truncated or corrupt ({describe(exc)}); save or export it again") from exc
     try:
         return ImageOps.exif_transpose(image)
     except Exception as exc:  # noqa: BLE001 - malformed EXIF blocks fail in many ways inside Pillow
-        raise InputError(f"{what} has unreadable EXIF metadata ({_reason(exc)}); save it again without metadata") from exc
+        raise InputError(f"{what} has unreadable EXIF metadata ({describe(exc)}); save it again without metadata") from exc
 
 
 def _open(source: str | os.PathLike, what: str) -> Image.Image:
     if not os.fspath(source):
         raise InputError(f"no {what} given; give the path of an image file")
     path = Path(source)
-    name = _printable(str(path))
+    name = one_line(str(path))
     try:
         exists, is_file = path.exists(), path.is_file()
     except (OSError, ValueError) as exc:  # e.g. a folder on the way that may not be listed
-        raise InputError(f"{what} path {name} is not valid ({_reason(exc)}); check the path") from exc
+        raise InputError(f"{what} path {name} is not valid ({describe(exc)}); check the path") from exc
     if not exists:
         raise InputError(f"{what} file {name} does not exist; check the path")
     if not is_file:
         kind = "a folder" if path.is_dir() else "not a regular file"
         raise InputError(f"{what} {name} is {kind}; give the path of an image file")
-    label = f"{what} {_printable(path.name)}"
+    label = f"{what} {one_line(path.name)}"
     try:
         fp = path.open("rb")
     except OSError as exc:
-        raise InputError(f"{label} cannot be read ({_reason(exc.strerror or exc)}); check the file's permissions") from exc
+        raise InputError(f"{label} cannot be read ({describe(exc.strerror or exc)}); check the file's permissions") from exc
     with fp:
         try:
             if fp.read(4) == ICO_MAGIC:
@@ -153,7 +141,7 @@ def _open(source: str | os.PathLike, what: str) -> Image.Image:
         except UnidentifiedImageError as exc:
             raise InputError(f"{label} is not an image Pillow can read; give a PNG, JPEG or similar file") from exc
         except Exception as exc:  # noqa: BLE001 - plugins may raise anything while parsing a header
-            raise InputError(f"{label} is truncated or corrupt ({_reason(exc)}); save or export it again") from exc
+            raise InputError(f"{label} is truncated or corrupt ({describe(exc)}); save or export it again") from exc
         with opened:
             return _decode(opened, label)
 
