@@ -1,0 +1,97 @@
+"""The Gradio app as a client sees it: app.py served on 127.0.0.1, driven through gradio_client."""
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import pytest
+from gradio_client import Client, handle_file
+from gradio_client.exceptions import AppError
+from PIL import Image
+
+from app_fixtures import Served, app_checkpoint, app_server  # noqa: F401  (fixtures)
+
+pytestmark = pytest.mark.timeout(300)
+
+QUERY_SIZE = (333, 250)  # odd sizes: the mask must come back at exactly this size
+SUPPORT_SIZE = (220, 160)
+LEVEL_SIZES_RESNET50 = (3, 6, 4)  # layers in pyramid levels 4, 3, 2
+
+
+@pytest.fixture(scope="module")
+def client(app_server: Served, app_checkpoint: Path) -> Client:
+    """A client of the served app; ``client.weights`` is the checkpoint the app was started with."""
+    client = Client(app_server.url, verbose=False)
+    client.weights = str(app_checkpoint)
+    return client
+
+
+@pytest.fixture(scope="module")
+def files(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
+    """A query, a support, its mask as a brush layer and as an upload, an empty layer and a text file."""
+    folder = tmp_path_factory.mktemp("app-inputs")
+    rng = np.random.default_rng(0)
+    paths = {name: folder / name for name in ("query.jpg", "support.png", "layer.png", "mask.png", "empty.png",
+                                              "notes.png")}
+    Image.fromarray(rng.integers(0, 256, (QUERY_SIZE[1], QUERY_SIZE[0], 3), dtype=np.uint8)).save(paths["query.jpg"])
+    Image.fromarray(rng.integers(0, 256, (SUPPORT_SIZE[1], SUPPORT_SIZE[0], 3), dtype=np.uint8)).save(paths["support.png"])
+    layer = np.zeros((SUPPORT_SIZE[1], SUPPORT_SIZE[0], 4), dtype=np.uint8)
+    layer[40:120, 50:170] = (255, 64, 64, 180)  # a brush stroke: colour with alpha on a transparent layer
+    Image.fromarray(layer).save(paths["layer.png"])
+    Image.fromarray((layer[..., 3] > 0).astype(np.uint8) * 255).save(paths["mask.png"])
+    Image.fromarray(np.zeros_like(layer)).save(paths["empty.png"])
+    paths["notes.png"].write_text("this is a text file with an image's name\n")
+    return {name.split(".")[0]: path for name, path in paths.items()}
+
+
+def editor(background: Path, *layers: Path) -> dict:
+    """An ImageEditor value as the browser sends it: a background and brush layers."""
+    return {"background": handle_file(str(background)), "layers": [handle_file(str(p)) for p in layers],
+            "composite": None}
+
+
+def segment(client: Client, query: Path, support: dict, mask: Path | None = None) -> tuple:
+    return client.predict(query=handle_file(str(query)), weights=client.weights, rule="vote",
+                          support_1=support, mask_1=handle_file(str(mask)) if mask else None, api_name="/segment")
+
+
+def test_segment_returns_the_mask_at_the_query_size_and_one_heatmap_per_layer(client: Client, files: dict) -> None:
+    result = segment(client, files["query"], editor(files["support"], files["layer"]))
+    overlay, probability, mask_file, summary, level4, level3, level2, shots, vote = result[:9]
+    with Image.open(mask_file) as mask:
+        assert mask.size == QUERY_SIZE
+        assert set(np.unique(np.asarray(mask.convert("L")))) <= {0, 255}
+    assert tuple(len(level) for level in (level4, level3, level2)) == LEVEL_SIZES_RESNET50
+    assert sum(len(level) for level in (level4, level3, level2)) == 13
+    assert [item["caption"] for item in level4] == ["layer4.0", "layer4.1", "layer4.2"]
+    assert all(Path(item["image"]).is_file() for item in level4 + level3 + level2)
+    assert Path(overlay).is_file() and Path(probability).is_file()
+    assert "on cpu" in summary and "1-shot" in summary
+    assert shots == [] and vote is None  # one support: no votes to show
+
+
+def test_an_uploaded_mask_works_like_a_painted_one(client: Client, files: dict) -> None:
+    result = segment(client, files["query"], editor(files["support"]), mask=files["mask"])
+    with Image.open(result[2]) as mask:
+        assert mask.size == QUERY_SIZE
+
+
+@pytest.mark.parametrize("case, message", [
+    ("text query", "query image: the file is not an image"),
+    ("text support", "support 1 image: the file is not an image"),
+    ("empty brush layer", "marks no pixels"),
+    ("no mask at all", "support 1 has no mask"),
+])
+def test_bad_uploads_get_a_readable_message_and_the_app_keeps_serving(client: Client, files: dict, case: str,
+                                                                       message: str) -> None:
+    query, support = {
+        "text query": (files["notes"], editor(files["support"], files["layer"])),
+        "text support": (files["query"], editor(files["notes"])),
+        "empty brush layer": (files["query"], editor(files["support"], files["empty"])),
+        "no mask at all": (files["query"], editor(files["support"])),
+    }[case]
+    with pytest.raises(AppError, match=message):
+        segment(client, query, support)
+    good = segment(client, files["query"], editor(files["support"], files["layer"]))
+    with Image.open(good[2]) as mask:
+        assert mask.size == QUERY_SIZE
