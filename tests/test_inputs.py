@@ -4,8 +4,6 @@ Every refusal must be an ``InputError`` whose message is one line; nothing else 
 """
 from __future__ import annotations
 
-import struct
-import zlib
 from pathlib import Path
 
 import numpy as np
@@ -13,6 +11,7 @@ import pytest
 from PIL import Image, ImageFile, features
 from PIL.IcoImagePlugin import IcoImageFile
 
+from crafted_files import icon_hiding, png_claiming
 from hsnet.errors import InputError
 from hsnet.inputs import MAX_PIXELS, load_mask, load_rgb, read_image
 
@@ -28,17 +27,6 @@ def refused(call, *args, match: str | None = None) -> str:
     message = str(info.value)
     assert message and "\n" not in message and "Traceback" not in message
     return message
-
-
-def png_chunk(kind: bytes, data: bytes) -> bytes:
-    return struct.pack(">I", len(data)) + kind + data + struct.pack(">I", zlib.crc32(kind + data))
-
-
-def png_claiming(width: int, height: int) -> bytes:
-    """A tiny PNG whose header claims ``width`` x ``height`` RGB pixels (a decompression bomb's header)."""
-    header = struct.pack(">IIBBBBB", width, height, 8, 2, 0, 0, 0)
-    return (b"\x89PNG\r\n\x1a\n" + png_chunk(b"IHDR", header)
-            + png_chunk(b"IDAT", zlib.compress(b"\0" * 64)) + png_chunk(b"IEND", b""))
 
 
 # ---------------------------------------------------------------- images: formats and modes
@@ -171,9 +159,7 @@ def test_decompression_bombs_are_refused_before_decoding(tmp_path: Path, monkeyp
 
 def test_icon_hiding_a_huge_image_is_refused_before_decoding(tmp_path: Path, monkeypatch) -> None:
     """An ICO directory says 16x16 but the embedded PNG is 12000x12000: Pillow would decode it in Image.open."""
-    inner = png_claiming(12_000, 12_000)
-    directory = struct.pack("<HHH", 0, 1, 1) + struct.pack("<BBBBHHII", 16, 16, 0, 0, 1, 32, len(inner), 22)
-    (tmp_path / "bomb.ico").write_bytes(directory + inner)
+    (tmp_path / "bomb.ico").write_bytes(icon_hiding(png_claiming(12_000, 12_000)))
     calls = []
     monkeypatch.setattr(IcoImageFile, "load", lambda self: calls.append(1))
     refused(load_rgb, tmp_path / "bomb.ico", match="12000x12000 pixels, more than")
