@@ -25,7 +25,8 @@ def add_data_arguments(parser: argparse.ArgumentParser) -> None:
                         help="local copy of the authors' data/splits folder (default: $HSNET_SPLITS_DIR, else fetched "
                              "once from their repository and cached)")
     parser.add_argument("--image-size", type=int, default=400, help="square input size (authors: 400)")
-    parser.add_argument("--workers", type=int, default=None, help="data loading processes per rank")
+    parser.add_argument("--workers", type=int, default=None,
+                        help="data loading processes per rank (default: 0 for evaluate, as the authors; 8 for train)")
     parser.add_argument("--device", default="auto", help="auto, cpu or cuda (under torchrun: each rank's own GPU)")
     parser.add_argument("--no-progress", dest="progress", action="store_false", help="no progress bars")
 
