@@ -243,44 +243,25 @@ UNREADABLE = (OSError, ValueError, SyntaxError, Image.DecompressionBombError)
 C = TypeVar("C", bound=gr.components.Component)
 
 
-def named(component: C, what: str) -> C:
-    """``component`` with ``what`` set: the name its errors use."""
-    component.what = what  # type: ignore[attr-defined]
-    return component
+def reports_unreadable(component: C, what: str) -> C:
+    """``component`` whose unreadable uploads fail with a message naming ``what``, not an opaque error.
 
-
-def _unreadable(what: str) -> gr.Error:
-    return gr.Error(f"{what}: the file is not an image that can be read; upload a PNG or JPEG", print_exception=False)
-
-
-class ImageInput(gr.Image):
-    """``gr.Image`` that names the upload that is not an image instead of failing the request obscurely.
-
-    Set ``what`` (e.g. "query image") after construction: an extra constructor argument would
-    change the properties Gradio sends to the browser, which it reads from the signature.
+    Gradio opens an uploaded image before any callback runs; a text file renamed .png would
+    otherwise fail the request with "Could not preprocess input component". The instance's
+    ``preprocess`` is wrapped rather than subclassed: Gradio writes a .pyi stub beside the
+    module of every Component subclass.
     """
+    original = component.preprocess
 
-    is_template = True
-    what = "an upload"
-
-    def preprocess(self, payload: Any) -> Any:
+    def preprocess(payload: Any) -> Any:
         try:
-            return super().preprocess(payload)
+            return original(payload)
         except UNREADABLE as exc:
-            raise _unreadable(self.what) from exc
+            raise gr.Error(f"{what}: the file is not an image that can be read; upload a PNG or JPEG",
+                           print_exception=False) from exc
 
-
-class SupportEditor(gr.ImageEditor):
-    """``gr.ImageEditor`` that names the support that is not an image; ``what`` as for ``ImageInput``."""
-
-    is_template = True
-    what = "a support image"
-
-    def preprocess(self, payload: Any) -> Any:
-        try:
-            return super().preprocess(payload)
-        except UNREADABLE as exc:
-            raise _unreadable(self.what) from exc
+    component.preprocess = preprocess  # type: ignore[method-assign]
+    return component
 
 
 def collect_supports(editors: Sequence[dict | None], uploads: Sequence[str | None]) -> tuple[list[Image.Image], list[np.ndarray]]:
@@ -344,7 +325,7 @@ def make_segment(store: ModelStore, output_dir: Path) -> Callable[..., tuple]:
                 support_4: dict | None = None, support_5: dict | None = None,
                 mask_1: str | None = None, mask_2: str | None = None, mask_3: str | None = None,
                 mask_4: str | None = None, mask_5: str | None = None,
-                progress: gr.Progress = gr.Progress()) -> tuple:
+                progress: gr.Progress = gr.Progress(track_tqdm=True)) -> tuple:
         # One named parameter per input (MAX_SUPPORTS of each) so that gradio_client users see the names.
         editors = (support_1, support_2, support_3, support_4, support_5)
         uploads = (mask_1, mask_2, mask_3, mask_4, mask_5)
@@ -432,8 +413,9 @@ def build_demo(store: ModelStore, default_weights: str, episodes: Sequence[Episo
         status = gr.HTML(banner(store, default_weights))
         with gr.Row(equal_height=False):
             with gr.Column(scale=1):
-                query = named(ImageInput(label="Query: the photo to segment", type="filepath", image_mode=None,
-                                         sources=["upload", "clipboard"], height=360), "query image")
+                query = reports_unreadable(gr.Image(label="Query: the photo to segment", type="filepath",
+                                                    image_mode=None, sources=["upload", "clipboard"], height=360),
+                                           "query image")
                 with gr.Row():
                     weights = gr.Dropdown(weights_choices(default_weights), value=default_weights,
                                           label="Checkpoint", scale=3)
@@ -445,15 +427,16 @@ def build_demo(store: ModelStore, default_weights: str, episodes: Sequence[Episo
                 with gr.Tabs():
                     for i in range(1, MAX_SUPPORTS + 1):
                         with gr.Tab(f"Support {i}"):
-                            editors.append(named(SupportEditor(
+                            editors.append(reports_unreadable(gr.ImageEditor(
                                 label=f"Support {i}: paint over the object" + (" (optional)" if i > 1 else ""),
                                 type="pil", format="png", sources=["upload", "clipboard"], transforms=(),
                                 layers=False, height=360, brush=gr.Brush(colors=[("#ff4040", 0.7)],
                                                                          color_mode="fixed")), f"support {i} image"))
                             with gr.Accordion("...or upload its mask (an uploaded mask wins over painting)",
                                               open=False) as accordion:
-                                uploads.append(named(ImageInput(label=f"Support {i} mask", type="filepath",
-                                                                image_mode=None, sources=["upload"], height=200),
+                                uploads.append(reports_unreadable(gr.Image(label=f"Support {i} mask", type="filepath",
+                                                                image_mode=None, sources=["upload"], height=200,
+                                                                elem_id=f"support-{i}-mask"),
                                                      f"support {i} mask"))
                             # Open the box when a mask arrives (an example's), so that the mask in use is seen.
                             uploads[-1].change(lambda mask: gr.Accordion(open=mask is not None), uploads[-1],
@@ -468,13 +451,14 @@ def build_demo(store: ModelStore, default_weights: str, episodes: Sequence[Episo
                                    height=400)
         with gr.Row(equal_height=False):
             timing = gr.Markdown("Press **Segment** to see the result, the time of each stage and the device.")
-            mask_file = gr.File(label="Download the mask (PNG at the query's size)", interactive=False, height=90)
+            mask_file = gr.File(label="Download the mask (PNG at the query's size)", interactive=False, height=90,
+                                elem_id="mask-file")
         with gr.Tabs():
             with gr.Tab("Per-layer hypercorrelation"):
                 gr.Markdown("How strongly each query position matches the painted support, for every backbone "
                             "layer HSNet correlates (best match over the support, averaged over supports).")
-                levels = [gr.Gallery(label=level_title(level), columns=8, fit_columns=False,
-                                     object_fit="contain")
+                levels = [gr.Gallery(label=level_title(level), columns=8, fit_columns=False, height=230,
+                                     object_fit="contain", elem_id=f"level-{level}")
                           for level in LEVELS]
             with gr.Tab("Click a point"):
                 gr.Markdown("Click the result above: each support shows, per layer, how that query point "
@@ -506,7 +490,7 @@ def build_demo(store: ModelStore, default_weights: str, episodes: Sequence[Episo
 def _load_for_banner(store: ModelStore) -> Callable[[str], str]:
     """A callback that loads weights ``name`` (waiting for a preload under way) and returns the banner."""
 
-    def load(name: str, progress: gr.Progress = gr.Progress()) -> str:
+    def load(name: str, progress: gr.Progress = gr.Progress(track_tqdm=True)) -> str:
         if store.status(name)[0] != "ready":
             progress(0.1, desc=f"Loading weights {name}")
             try:
