@@ -12,6 +12,7 @@ The run folder holds ``best/`` (the Hub format of ``hsnet.hub.save_pretrained``:
 from __future__ import annotations
 
 import json
+import pickle
 import shutil
 import time
 from dataclasses import asdict, dataclass, field
@@ -28,7 +29,7 @@ from tqdm import tqdm
 
 from .data import BENCHMARKS, EpisodeDataset, build_dataset
 from .distributed import DistContext, barrier, init_distributed, main_first
-from .errors import CheckpointError, InputError
+from .errors import CheckpointError, InputError, describe
 from .evaluate import amp_dtype, autocast, run_episodes
 from .metrics import IoUMeter
 from .model import BACKBONES, HSNet, build_model
@@ -153,9 +154,12 @@ def load_state(folder: Path) -> tuple[dict[str, torch.Tensor], dict[str, Any], d
     except FileNotFoundError as exc:
         raise InputError(f"nothing to resume in {folder} ({exc.filename} is missing); "
                          "leave out --resume to start a new run") from exc
-    except (json.JSONDecodeError, SafetensorError, RuntimeError, EOFError, OSError) as exc:
-        raise CheckpointError(f"the resume state in {folder} is damaged ({exc}); "
+    except (json.JSONDecodeError, SafetensorError, pickle.UnpicklingError, RuntimeError, EOFError, OSError) as exc:
+        raise CheckpointError(f"the resume state in {folder} is damaged or holds more than tensors ({describe(exc)}); "
                               "delete it and resume from best/ with --init, or start again") from exc
+    if not isinstance(opt_state, dict) or "optimizer" not in opt_state or "config" not in trainer:
+        raise CheckpointError(f"the resume state in {folder} was not written by hsnet train; "
+                              "delete it, or choose another --out")
     return model_state, opt_state, trainer
 
 
@@ -239,7 +243,7 @@ def train(config: TrainConfig, ctx: DistContext | None = None) -> TrainSummary:
     saved_config = {k: v for k, v in asdict(config).items() if k not in ("resume", "progress")}
     history: list[dict[str, float]] = []
     if ctx.is_main:
-        print(f"hsnet train: {trn.describe()}; validation: {val.describe()}; "
+        print(f"hsnet train: {trn.summary()}; validation: {val.summary()}; "
               f"batch {batch_size} over {ctx.world_size} process(es) on {ctx.device.type}", flush=True)
 
     for epoch in range(record["epoch"], config.epochs):
@@ -264,7 +268,7 @@ def train(config: TrainConfig, ctx: DistContext | None = None) -> TrainSummary:
                 label = f"fold {fold} validation" if config.benchmark != "fss" else "validation"
                 save_pretrained(model, best, benchmark=config.benchmark,
                                 fold=fold if config.benchmark != "fss" else None, image_size=config.image_size,
-                                source=f"trained with hsnet train (epoch {epoch}, {val.describe()})",
+                                source=f"trained with hsnet train (epoch {epoch}, {val.summary()})",
                                 metrics={label: {"1-shot": round(stats["val_miou"], 2)}})
             save_state(last, model, optimizer, scaler, {**record, "config": saved_config})
             _log_epoch(writer, stats)

@@ -6,7 +6,7 @@ from pathlib import Path
 
 import pytest
 import torch
-from safetensors.torch import load_file
+from safetensors.torch import load_file, save_file
 from torch.utils.data import DataLoader
 
 import hsnet
@@ -82,3 +82,20 @@ def test_a_run_folder_is_never_overwritten_or_resumed_with_other_settings(fss, t
     assert "pass --resume" in capsys.readouterr().err
     assert _train(data, splits, tmp_path / "empty", 1, "--resume") == 2
     assert "nothing to resume" in capsys.readouterr().err
+
+
+class _Exploit:
+    def __reduce__(self):
+        return (print, ("ran pickled code",))
+
+
+def test_resume_state_with_pickled_objects_is_refused_without_running_them(fss, tmp_path, capsys):
+    data, splits = fss
+    last = tmp_path / "run" / "last"
+    last.mkdir(parents=True)
+    (last / "trainer.json").write_text(json.dumps({"epoch": 1, "config": {"benchmark": "fss"}}))
+    save_file({"x": torch.zeros(1)}, str(last / "model.safetensors"))
+    torch.save({"optimizer": _Exploit()}, last / "optimizer.pt")
+    assert _train(data, splits, tmp_path / "run", 2, "--resume") == 2
+    captured = capsys.readouterr()
+    assert "holds more than tensors" in captured.err and "ran pickled code" not in captured.out

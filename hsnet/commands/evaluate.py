@@ -66,7 +66,7 @@ def run(args: argparse.Namespace) -> int:
             original_size=args.original_size, seed=args.seed, limit=args.limit, splits_dir=args.splits))
         model = main_first(lambda: from_pretrained(args.weights, args.revision, hub_org=args.hub_org))
         if ctx.is_main:
-            print(f"hsnet evaluate: {dataset.describe()} with {args.weights} ({model.backbone_name}) on "
+            print(f"hsnet evaluate: {dataset.summary()} with {args.weights} ({model.backbone_name}) on "
                   f"{ctx.world_size} x {ctx.device.type}", flush=True)
         result = evaluate(model, dataset, device=ctx.device, batch_size=args.batch_size,
                           num_workers=args.workers or 0, rule=args.rule, precision=args.precision,

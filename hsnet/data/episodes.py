@@ -19,7 +19,7 @@ import torch
 from PIL import Image, UnidentifiedImageError
 from torch.utils.data import Dataset
 
-from ..errors import DatasetError, InputError
+from ..errors import DatasetError, InputError, describe
 from .transforms import image_to_tensor, resize_mask
 
 SPLITS = ("trn", "val", "test")
@@ -165,7 +165,7 @@ class EpisodeDataset(Dataset, ABC):
             raise DatasetError(f"{path} is missing: the {self.title} copy at {self.root} is incomplete; "
                                f"{self.download_hint()}") from exc
         except (UnidentifiedImageError, OSError) as exc:
-            raise DatasetError(f"{path} cannot be read ({exc}); download that file again") from exc
+            raise DatasetError(f"{path} cannot be read ({describe(exc)}); download that file again") from exc
 
     def label_array(self, path: Path) -> torch.Tensor:
         """An annotation image's pixel values as an (H, W) integer tensor."""
@@ -208,7 +208,7 @@ class EpisodeDataset(Dataset, ABC):
             test = [self.fold * per_fold + i for i in range(per_fold)]
         return test if self.split != "trn" else [c for c in range(self.nclass) if c not in test]
 
-    def describe(self) -> str:
+    def summary(self) -> str:
         """One line naming what this dataset serves."""
         fold = f" fold {self.fold}" if self.folds else ""
         return (f"{self.title}{fold} {self.split}: {self.length} episodes, {self.shots}-shot, "

@@ -32,7 +32,7 @@ import urllib.request
 from pathlib import Path
 from typing import Any
 
-from ..errors import DatasetError
+from ..errors import DatasetError, describe
 
 AUTHORS_REPO = "juhongm999/hsnet"
 PINNED_COMMIT = "5ccb58d6ab0e01020db3f976f1df50e008ad71c5"
@@ -86,7 +86,7 @@ def _download(url: str, relpath: str) -> bytes:
             return response.read()
     except (urllib.error.URLError, OSError, ValueError) as exc:
         raise DatasetError(
-            f"could not download split list {relpath} from {url} ({exc}); check the connection, or copy the "
+            f"could not download split list {relpath} from {url} ({describe(exc)}); check the connection, or copy the "
             f"authors' data/splits folder (github.com/{AUTHORS_REPO}) somewhere and pass --splits or set {DIR_ENV}"
         ) from exc
 
@@ -168,7 +168,7 @@ def parse_classwise_pickle(data: bytes, relpath: str) -> dict[int, list[str]]:
     try:
         obj = _DataOnlyUnpickler(io.BytesIO(data), encoding="latin1").load()
     except (pickle.UnpicklingError, EOFError, ValueError, TypeError, AttributeError, IndexError) as exc:
-        raise DatasetError(f"split list {relpath} was refused or is damaged ({exc}); "
+        raise DatasetError(f"split list {relpath} was refused or is damaged ({describe(exc)}); "
                            "use the authors' file, which holds only class indices and image names") from exc
     if not isinstance(obj, dict):
         raise DatasetError(f"split list {relpath} holds a {type(obj).__name__}, not a dict of class -> image names; "
@@ -176,7 +176,7 @@ def parse_classwise_pickle(data: bytes, relpath: str) -> dict[int, list[str]]:
     try:
         return {int(key): [str(name) for name in names] for key, names in obj.items()}
     except (TypeError, ValueError) as exc:
-        raise DatasetError(f"split list {relpath} is not a dict of class index -> image names ({exc}); "
+        raise DatasetError(f"split list {relpath} is not a dict of class index -> image names ({describe(exc)}); "
                            "use the authors' file") from exc
 
 
