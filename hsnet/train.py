@@ -31,6 +31,7 @@ from .data import BENCHMARKS, EpisodeDataset, build_dataset
 from .distributed import DistContext, barrier, init_distributed, main_first
 from .errors import CheckpointError, InputError, describe
 from .evaluate import amp_dtype, autocast, run_episodes
+from .hub import from_pretrained, save_pretrained
 from .metrics import IoUMeter
 from .model import BACKBONES, HSNet, build_model
 
@@ -166,8 +167,6 @@ def load_state(folder: Path) -> tuple[dict[str, torch.Tensor], dict[str, Any], d
 def _build_model(config: TrainConfig) -> HSNet:
     """The model to train: ``--init`` weights, else the backbone's ImageNet weights (or random ones)."""
     if config.init:
-        from .hub import from_pretrained
-
         model = from_pretrained(config.init)
         if model.backbone_name != config.backbone:
             raise InputError(f"--init {config.init} is a {model.backbone_name} model but --backbone is "
@@ -184,15 +183,13 @@ def _check_config(config: TrainConfig) -> int:
         raise InputError(f"unknown benchmark {config.benchmark!r}; use one of {', '.join(BENCHMARKS)}")
     if config.backbone not in BACKBONES:
         raise InputError(f"unknown backbone {config.backbone!r}; use one of {', '.join(BACKBONES)}")
-    if config.epochs < 1 or config.lr <= 0:
-        raise InputError("--epochs must be at least 1 and --lr positive")
+    if config.epochs < 1 or config.lr <= 0 or (config.batch_size is not None and config.batch_size < 1):
+        raise InputError("--epochs and --batch-size must be at least 1 and --lr positive")
     return config.batch_size or DEFAULT_BATCH[config.benchmark]
 
 
 def train(config: TrainConfig, ctx: DistContext | None = None) -> TrainSummary:
     """Run (or resume) the authors' training recipe; rank 0 saves ``best/``, ``last/`` and TensorBoard logs."""
-    from .hub import save_pretrained
-
     batch_size = _check_config(config)
     ctx = ctx or init_distributed(config.device)
     if batch_size % ctx.world_size:
@@ -212,11 +209,11 @@ def train(config: TrainConfig, ctx: DistContext | None = None) -> TrainSummary:
         model_state, opt_state, record = None, None, {"epoch": 0, "best_miou": float("-inf"), "best_epoch": -1}
 
     torch.manual_seed(config.seed)
-    fold = config.fold if config.benchmark != "fss" else 0
+    fold = config.fold if config.benchmark != "fss" else None
     common = dict(image_size=config.image_size, seed=config.seed, splits_dir=config.splits_dir)
     trn, val = main_first(lambda: (
-        build_dataset(config.benchmark, config.datapath, fold, "trn", 1, limit=config.limit_train, **common),
-        build_dataset(config.benchmark, config.datapath, fold, "val", 1, limit=config.limit_val, **common)))
+        build_dataset(config.benchmark, config.datapath, fold or 0, "trn", 1, limit=config.limit_train, **common),
+        build_dataset(config.benchmark, config.datapath, fold or 0, "val", 1, limit=config.limit_val, **common)))
     model = main_first(lambda: _build_model(config))
     if model_state is not None:
         model.load_state_dict(model_state, strict=True)
@@ -265,9 +262,8 @@ def train(config: TrainConfig, ctx: DistContext | None = None) -> TrainSummary:
         record["epoch"] = epoch + 1
         if ctx.is_main:
             if improved:
-                label = f"fold {fold} validation" if config.benchmark != "fss" else "validation"
-                save_pretrained(model, best, benchmark=config.benchmark,
-                                fold=fold if config.benchmark != "fss" else None, image_size=config.image_size,
+                label = "validation" if fold is None else f"fold {fold} validation"
+                save_pretrained(model, best, benchmark=config.benchmark, fold=fold, image_size=config.image_size,
                                 source=f"trained with hsnet train (epoch {epoch}, {val.summary()})",
                                 metrics={label: {"1-shot": round(stats["val_miou"], 2)}})
             save_state(last, model, optimizer, scaler, {**record, "config": saved_config})

@@ -39,7 +39,7 @@ def run(args: argparse.Namespace) -> int:
     fold = f"-fold{args.fold}" if args.benchmark != "fss" else ""
     config = TrainConfig(
         benchmark=args.benchmark, datapath=args.datapath, out=args.out or f"runs/{args.benchmark}-{args.backbone}{fold}",
-        fold=args.fold, backbone=args.backbone, backbone_weights=args.backbone_weights, init=args.init,
+        fold=args.fold if args.benchmark != "fss" else 0, backbone=args.backbone, backbone_weights=args.backbone_weights, init=args.init,
         epochs=args.epochs, batch_size=args.batch_size, lr=args.lr, image_size=args.image_size,
         workers=8 if args.workers is None else args.workers, precision=args.precision, seed=args.seed,
         device=args.device, resume=args.resume, limit_train=args.limit_train, limit_val=args.limit_val,

@@ -78,9 +78,8 @@ class EpisodeDataset(Dataset, ABC):
             raise DatasetError(f"{self.title} {self.split} split at {self.root} has no images; check the dataset "
                                "and the split lists")
         self.length = min(self.num_episodes(), limit) if limit else self.num_episodes()
-        self.fixed = self.split != "trn"
         self.episodes: list[Episode] | None = None
-        if self.fixed:
+        if self.split != "trn":
             rng = np.random.RandomState(seed)
             self.episodes = [self.sample_episode(rng, i) for i in range(self.length)]
 

@@ -6,6 +6,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
+from ..errors import DatasetError
 from .episodes import Episode, EpisodeDataset
 from .splits import read_split_lines
 
@@ -49,6 +50,8 @@ class PascalDataset(EpisodeDataset):
             for line in read_split_lines(f"pascal/{split}/fold{fold}.txt", self.splits_dir):
                 name, label = line.split("__")
                 self.metadata.append((name, int(label) - 1))
+        if not self.metadata:
+            raise DatasetError(f"the PASCAL-5i {split} split lists of fold {self.fold} are empty; use the authors' lists")
         self.classwise: dict[int, list[str]] = {c: [] for c in range(self.nclass)}
         for name, class_id in self.metadata:
             self.classwise[class_id].append(name)
