@@ -134,6 +134,10 @@ class ModelStore:
         return "unloaded", ""
 
 
+# One store per process, at module level: ZeroGPU runs ``run_model`` in a worker that sees module globals.
+STORE = ModelStore()
+
+
 def weights_choices(default: str) -> list[tuple[str, str]]:
     """Dropdown entries (label, value): the weights given by flag or environment first, then the registry."""
     entries = hub.registry()
@@ -144,9 +148,9 @@ def weights_choices(default: str) -> list[tuple[str, str]]:
     return choices
 
 
-def banner(store: ModelStore, name: str) -> str:
+def banner(name: str) -> str:
     """The line at the top of the page: which weights are in use, or what is missing and how to provide it."""
-    state, detail = store.status(name)
+    state, detail = STORE.status(name)
     if state == "ready":
         return f"<div class='hs-banner hs-ok'>Weights <b>{name}</b> loaded ({detail}).</div>"
     if state in ("loading", "unloaded"):
@@ -291,10 +295,14 @@ def collect_supports(editors: Sequence[dict | None], uploads: Sequence[str | Non
 
 
 @on_gpu
-def run_model(predictor: Predictor, query: Image.Image, images: list[Image.Image], masks: list[np.ndarray],
+def run_model(weights: str, query: Image.Image, images: list[Image.Image], masks: list[np.ndarray],
               rule: str) -> Prediction:
-    """The one GPU step: the prediction, returned with its features on the CPU (ZeroGPU returns only CPU data)."""
-    return predictor.predict(query, images, masks, rule=rule).to("cpu")
+    """The one GPU step: the prediction, with its features moved to the CPU.
+
+    It takes the weights' name, not the predictor, and returns only CPU data, because on ZeroGPU
+    it runs in a worker process that arguments and results are passed to and from.
+    """
+    return STORE.get(weights).predict(query, images, masks, rule=rule).to("cpu")
 
 
 def level_galleries(prediction: Prediction, query: Image.Image) -> list[list[tuple[Image.Image, str]]]:
@@ -316,45 +324,40 @@ def summary(prediction: Prediction, weights: str, rule: str) -> str:
             f"**{prediction.timings['total']:.2f} s on {prediction.device}**{cache}: {stages}")
 
 
-def make_segment(store: ModelStore, output_dir: Path) -> Callable[..., tuple]:
-    """The Segment button's callback, bound to the model store and the folder for mask files."""
-
-    @friendly
-    def segment(query: str | None, weights: str, rule: str,
-                support_1: dict | None = None, support_2: dict | None = None, support_3: dict | None = None,
-                support_4: dict | None = None, support_5: dict | None = None,
-                mask_1: str | None = None, mask_2: str | None = None, mask_3: str | None = None,
-                mask_4: str | None = None, mask_5: str | None = None,
-                progress: gr.Progress = gr.Progress(track_tqdm=True)) -> tuple:
-        # One named parameter per input (MAX_SUPPORTS of each) so that gradio_client users see the names.
-        editors = (support_1, support_2, support_3, support_4, support_5)
-        uploads = (mask_1, mask_2, mask_3, mask_4, mask_5)
-        if query is None:
-            raise InputError("no query image; upload the photo to segment (or pick an example)")
-        query_image = load_rgb(query, "query image")
-        images, masks = collect_supports(editors, uploads)
-        if store.status(weights)[0] != "ready":
-            progress(0.05, desc=f"Loading weights {weights} (first use only)")
-        predictor = store.get(weights)
-        progress(0.3, desc=f"Segmenting with {len(images)} support(s)")
-        prediction = run_model(predictor, query_image, images, masks, rule)
-        progress(0.9, desc="Drawing")
-        display = fit(query_image, DISPLAY_SIDE)
-        scale = display.width / query_image.width
-        small_mask = np.asarray(mask_image(prediction.mask).resize(display.size, Image.NEAREST)) > 0
-        overlay = overlay_mask(display, small_mask)
-        probability = heatmap_over(display, prediction.probability, alpha=0.75)
-        mask_path = Path(tempfile.mkdtemp(dir=output_dir)) / f"{Path(query).stem}_mask.png"
-        mask_image(prediction.mask).save(mask_path)
-        shots = [(overlay_mask(fit(query_image, THUMB_SIDE * 2), _fit_mask(m, THUMB_SIDE * 2)),
-                  f"support {i}: {m.mean() * 100:.1f}% foreground")
-                 for i, m in enumerate(prediction.shot_masks, start=1)]
-        vote = heatmap_over(display, prediction.vote_map, cmap="viridis") if prediction.vote_map is not None else None
-        state = Exploration(weights, prediction, query_image, images, scale)
-        return (overlay, probability, str(mask_path), summary(prediction, weights, rule),
-                *level_galleries(prediction, query_image), shots, vote, state, None, [], banner(store, weights))
-
-    return segment
+@friendly
+def segment(query: str | None, weights: str, rule: str,
+            support_1: dict | None = None, support_2: dict | None = None, support_3: dict | None = None,
+            support_4: dict | None = None, support_5: dict | None = None,
+            mask_1: str | None = None, mask_2: str | None = None, mask_3: str | None = None,
+            mask_4: str | None = None, mask_5: str | None = None,
+            progress: gr.Progress = gr.Progress(track_tqdm=True)) -> tuple:
+    """The Segment button: the prediction and every picture of it (one named parameter per input for API users)."""
+    editors = (support_1, support_2, support_3, support_4, support_5)
+    uploads = (mask_1, mask_2, mask_3, mask_4, mask_5)
+    if query is None:
+        raise InputError("no query image; upload the photo to segment (or pick an example)")
+    query_image = load_rgb(query, "query image")
+    images, masks = collect_supports(editors, uploads)
+    if STORE.status(weights)[0] != "ready":
+        progress(0.05, desc=f"Loading weights {weights} (first use only)")
+        STORE.get(weights)  # here, not in the GPU step, so that the model is kept in this process
+    progress(0.3, desc=f"Segmenting with {len(images)} support(s)")
+    prediction = run_model(weights, query_image, images, masks, rule)
+    progress(0.9, desc="Drawing")
+    display = fit(query_image, DISPLAY_SIDE)
+    scale = display.width / query_image.width
+    small_mask = np.asarray(mask_image(prediction.mask).resize(display.size, Image.NEAREST)) > 0
+    overlay = overlay_mask(display, small_mask)
+    probability = heatmap_over(display, prediction.probability, alpha=0.75)
+    mask_path = Path(tempfile.mkdtemp(prefix="hsnet-mask-")) / f"{Path(query).stem}_mask.png"
+    mask_image(prediction.mask).save(mask_path)
+    shots = [(overlay_mask(fit(query_image, THUMB_SIDE * 2), _fit_mask(m, THUMB_SIDE * 2)),
+              f"support {i}: {m.mean() * 100:.1f}% foreground")
+             for i, m in enumerate(prediction.shot_masks, start=1)]
+    vote = heatmap_over(display, prediction.vote_map, cmap="viridis") if prediction.vote_map is not None else None
+    state = Exploration(weights, prediction, query_image, images, scale)
+    return (overlay, probability, str(mask_path), summary(prediction, weights, rule),
+            *level_galleries(prediction, query_image), shots, vote, state, None, [], banner(weights))
 
 
 def _fit_mask(mask: np.ndarray, max_side: int) -> np.ndarray:
@@ -362,22 +365,19 @@ def _fit_mask(mask: np.ndarray, max_side: int) -> np.ndarray:
     return np.asarray(fit(mask_image(mask), max_side).convert("L")) > 127
 
 
-def make_explore(store: ModelStore) -> Callable[..., tuple]:
-    """The callback of a click on the result: that query point's correlation with every support pixel."""
+@friendly
+def explore(state: Exploration | None, evt: gr.SelectData) -> tuple:
+    """A click on the result: that query point's correlation with every support pixel, per support and layer."""
+    if state is None:
+        raise gr.Error("Segment first, then click a point on the result.", print_exception=False)
+    x, y = (v / state.display_scale for v in evt.index[:2])
+    per_support = STORE.get(state.weights).point_correlation(state.prediction, x, y)
+    grids = [(layer_grid(support, maps, title=f"Support {k}: match with the query point ({x:.0f}, {y:.0f})"),
+              f"support {k}")
+             for k, (support, maps) in enumerate(zip(state.supports, per_support), start=1)]
+    marked = mark_point(fit(state.query, DISPLAY_SIDE), x * state.display_scale, y * state.display_scale)
+    return marked, grids
 
-    @friendly
-    def explore(state: Exploration | None, evt: gr.SelectData) -> tuple:
-        if state is None:
-            raise gr.Error("Segment first, then click a point on the result.", print_exception=False)
-        x, y = (v / state.display_scale for v in evt.index[:2])
-        per_support = store.get(state.weights).point_correlation(state.prediction, x, y)
-        grids = [(layer_grid(support, maps, title=f"Support {k}: match with the query point ({x:.0f}, {y:.0f})"),
-                  f"support {k}")
-                 for k, (support, maps) in enumerate(zip(state.supports, per_support), start=1)]
-        marked = mark_point(fit(state.query, DISPLAY_SIDE), x * state.display_scale, y * state.display_scale)
-        return marked, grids
-
-    return explore
 
 
 # ------------------------------------------------------------------------------------------ the page
@@ -405,12 +405,11 @@ CSS = """
 """
 
 
-def build_demo(store: ModelStore, default_weights: str, episodes: Sequence[Episode]) -> gr.Blocks:
+def build_demo(default_weights: str, episodes: Sequence[Episode]) -> gr.Blocks:
     """The page: inputs, examples, results and the three ways of looking inside the model."""
-    output_dir = Path(tempfile.mkdtemp(prefix="hsnet-app-"))
     with gr.Blocks(title="HSNet few-shot segmentation", delete_cache=(3600, 3600)) as demo:
         gr.Markdown(INTRO)
-        status = gr.HTML(banner(store, default_weights))
+        status = gr.HTML(banner(default_weights))
         with gr.Row(equal_height=False):
             with gr.Column(scale=1):
                 query = reports_unreadable(gr.Image(label="Query: the photo to segment", type="filepath",
@@ -466,7 +465,7 @@ def build_demo(store: ModelStore, default_weights: str, episodes: Sequence[Episo
                 with gr.Row(equal_height=False):
                     point = gr.Image(label="Query point", interactive=False, height=300, scale=1)
                     point_maps = gr.Gallery(label="Correlation with each support", columns=1, height="auto",
-                                            object_fit="contain", scale=3)
+                                            object_fit="contain", scale=3, elem_id="point-maps")
             with gr.Tab("Each support's vote (K > 1)"):
                 gr.Markdown("With several supports, each one predicts alone; the final mask keeps the pixels "
                             "enough of them agree on.")
@@ -477,29 +476,25 @@ def build_demo(store: ModelStore, default_weights: str, episodes: Sequence[Episo
                                     scale=1)
         state = gr.State(None, time_to_live=1800)
 
-        run.click(make_segment(store, output_dir), [query, weights, rule, *editors, *uploads],
+        run.click(segment, [query, weights, rule, *editors, *uploads],
                   [overlay, probability, mask_file, timing, *levels, shots, vote, state, point, point_maps, status],
                   api_name="segment", concurrency_limit=2 if ON_CUDA else 1, concurrency_id="model")
-        overlay.select(make_explore(store), [state], [point, point_maps], api_name=False,
+        overlay.select(explore, [state], [point, point_maps], api_name=False,
                        concurrency_limit=4, concurrency_id="explore")
-        weights.change(_load_for_banner(store), [weights], [status], api_name=False, concurrency_id="model")
-        demo.load(_load_for_banner(store), [weights], [status], api_name=False)
+        weights.change(load_weights, [weights], [status], api_name=False, concurrency_id="model")
+        demo.load(load_weights, [weights], [status], api_name=False)
     return demo
 
 
-def _load_for_banner(store: ModelStore) -> Callable[[str], str]:
-    """A callback that loads weights ``name`` (waiting for a preload under way) and returns the banner."""
-
-    def load(name: str, progress: gr.Progress = gr.Progress(track_tqdm=True)) -> str:
-        if store.status(name)[0] != "ready":
-            progress(0.1, desc=f"Loading weights {name}")
-            try:
-                store.get(name)
-            except HSNetError:
-                pass  # the banner says what is missing
-        return banner(store, name)
-
-    return load
+def load_weights(name: str, progress: gr.Progress = gr.Progress(track_tqdm=True)) -> str:
+    """Load weights ``name`` (waiting for a preload under way) and return the banner saying how it went."""
+    if STORE.status(name)[0] != "ready":
+        progress(0.1, desc=f"Loading weights {name}")
+        try:
+            STORE.get(name)
+        except HSNetError:
+            pass  # the banner says what is missing
+    return banner(name)
 
 
 def main(argv: Sequence[str] | None = None) -> None:
@@ -511,9 +506,8 @@ def main(argv: Sequence[str] | None = None) -> None:
     parser.add_argument("--port", type=int, default=None, help="port to serve on (default: $GRADIO_SERVER_PORT or 7860)")
     args = parser.parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s %(levelname)s %(message)s")
-    store = ModelStore()
-    store.preload(args.weights)
-    demo = build_demo(store, args.weights, read_episodes())
+    STORE.preload(args.weights)
+    demo = build_demo(args.weights, read_episodes())
     demo.queue(default_concurrency_limit=1, max_size=32)
     demo.launch(server_name=os.environ.get("GRADIO_SERVER_NAME", "127.0.0.1"), server_port=args.port,
                 max_file_size=MAX_UPLOAD, css=CSS, theme=gr.themes.Soft())

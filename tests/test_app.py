@@ -76,22 +76,17 @@ def test_an_uploaded_mask_works_like_a_painted_one(client: Client, files: dict) 
         assert mask.size == QUERY_SIZE
 
 
-@pytest.mark.parametrize("case, message", [
-    ("text query", "query image: the file is not an image"),
-    ("text support", "support 1 image: the file is not an image"),
-    ("empty brush layer", "marks no pixels"),
-    ("no mask at all", "support 1 has no mask"),
-])
-def test_bad_uploads_get_a_readable_message_and_the_app_keeps_serving(client: Client, files: dict, case: str,
-                                                                       message: str) -> None:
-    query, support = {
-        "text query": (files["notes"], editor(files["support"], files["layer"])),
-        "text support": (files["query"], editor(files["notes"])),
-        "empty brush layer": (files["query"], editor(files["support"], files["empty"])),
-        "no mask at all": (files["query"], editor(files["support"])),
-    }[case]
-    with pytest.raises(AppError, match=message):
-        segment(client, query, support)
+def test_bad_uploads_get_a_readable_message_and_the_app_keeps_serving(client: Client, files: dict) -> None:
+    cases = [  # (query, support 1, what the message says): a text file as query, as support, an empty brush
+        # layer, no mask at all
+        (files["notes"], editor(files["support"], files["layer"]), "query image: the file is not an image"),
+        (files["query"], editor(files["notes"]), "support 1 image: the file is not an image"),
+        (files["query"], editor(files["support"], files["empty"]), "marks no pixels"),
+        (files["query"], editor(files["support"]), "support 1 has no mask"),
+    ]
+    for query, support, message in cases:
+        with pytest.raises(AppError, match=message):
+            segment(client, query, support)
     good = segment(client, files["query"], editor(files["support"], files["layer"]))
     with Image.open(good[2]) as mask:
         assert mask.size == QUERY_SIZE

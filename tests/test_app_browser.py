@@ -67,6 +67,11 @@ def test_an_example_runs_in_the_browser_and_shows_its_results(page, app_server: 
     ARTIFACTS.mkdir(exist_ok=True)
     page.screenshot(path=str(ARTIFACTS / "app.png"), full_page=True)
 
+    box = result.bounding_box()
+    result.click(position={"x": box["width"] / 2, "y": box["height"] / 2})  # a point on the query
+    page.get_by_role("tab", name="Click a point").click()
+    sync_api.expect(page.locator("#point-maps img").first).to_be_visible(timeout=60_000)
+
 
 def test_without_weights_the_page_says_what_is_missing_and_how_to_provide_them(page, tmp_path: Path) -> None:
     missing = tmp_path / "no-such-checkpoint.safetensors"
