@@ -6,6 +6,7 @@ import torch
 import torch.nn.functional as F
 
 from hsnet.model.conv4d import CenterPivotConv4d, dense_support_weight
+from hsnet.model.correlation import correlate, stack_level
 
 
 def plain_center_pivot(layer: CenterPivotConv4d, x: torch.Tensor) -> torch.Tensor:
@@ -55,3 +56,36 @@ def test_center_pivot_fast_paths_train() -> None:
         expected = torch.autograd.grad(plain_center_pivot(layer, x).square().sum(), [x, *layer.parameters()])
         for got, want in zip(grads, expected):
             torch.testing.assert_close(got, want)
+
+
+def plain_correlation(query: torch.Tensor, support: torch.Tensor) -> torch.Tensor:
+    """Every query position against every support position, per layer, clamped at 0."""
+    corr = torch.einsum("blcq,bklcs->bklqs", query.flatten(3), support.flatten(4)).clamp(min=0)
+    b, k, n_layers = corr.shape[:3]
+    return corr.reshape(b * k, n_layers, *query.shape[-2:], *support.shape[-2:])
+
+
+def test_sparse_correlation_equals_dense() -> None:
+    """Supports whose mask keeps few positions take the sparse path; a full one the dense path."""
+    torch.manual_seed(2)
+    query = stack_level([torch.randn(2, 8, 5, 6) for _ in range(3)])
+    support = stack_level([torch.randn(6, 8, 7, 4) for _ in range(3)]).view(2, 3, 3, 8, 7, 4)
+    keep = torch.zeros(2, 3, 7, 4)
+    keep[0, 0, 2:4, 1:3] = 1  # 4 of 28 positions: sparse
+    keep[0, 1, 1:6, :] = 1  # 20 of 28: dense
+    keep[1, 0] = 1  # full: dense
+    keep[1, 2, 6, 3] = 1  # one position: sparse; [0, 2] and [1, 1] keep nothing: sparse
+    support = support * keep[:, :, None, None]
+    torch.testing.assert_close(correlate(query, support), plain_correlation(query, support))
+    assert correlate(query, support).view(2, 3, 3, 5, 6, 7, 4)[0, 2].abs().max() == 0
+
+
+def test_sparse_correlation_under_cpu_autocast() -> None:
+    torch.manual_seed(3)
+    query = stack_level([torch.randn(1, 8, 4, 4)])
+    support = stack_level([torch.randn(2, 8, 4, 4)]).view(1, 2, 1, 8, 4, 4)
+    support[:, 0, ..., 1:, :] = 0  # first support sparse, second dense
+    with torch.autocast("cpu", torch.bfloat16):
+        got = correlate(query, support)
+    assert got.dtype == torch.bfloat16
+    torch.testing.assert_close(got.float(), plain_correlation(query, support), rtol=2e-2, atol=2e-2)

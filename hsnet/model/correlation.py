@@ -4,6 +4,9 @@ from __future__ import annotations
 import torch
 
 EPS = 1e-5
+# On the CPU, a support whose nonzero positions are at most this fraction of all
+# positions is correlated with those positions only (measured break-even: about 0.6).
+SPARSE_SUPPORT_FRACTION = 0.5
 
 
 def stack_level(features: list[torch.Tensor]) -> torch.Tensor:
@@ -17,10 +20,32 @@ def correlate(query: torch.Tensor, support: torch.Tensor) -> torch.Tensor:
 
     query (B, L, C, Hq, Wq) and support (B, K, L, C, Hs, Ws), where the query is
     shared by the K supports, give (B*K, L, Hq, Wq, Hs, Ws) with values in [0, 1].
+
+    A support position whose features are all zero (outside the support mask)
+    correlates to exactly 0 with everything. On the CPU, supports whose mask
+    leaves at most ``SPARSE_SUPPORT_FRACTION`` of the positions are multiplied
+    with those positions only and the rest is filled with zeros: same values,
+    a fraction of the matrix product (the largest cost at level 2).
     """
     b, n_layers, c, hq, wq = query.shape
     k, hs, ws = support.shape[1], support.shape[-2], support.shape[-1]
     q = query.reshape(b, 1, n_layers, c, hq * wq).transpose(-1, -2)
     s = support.reshape(b, k, n_layers, c, hs * ws)
-    corr = torch.matmul(q, s).clamp_(min=0)
-    return corr.view(b * k, n_layers, hq, wq, hs, ws)
+    sparse = torch.zeros(b, k, dtype=torch.bool)
+    if support.device.type == "cpu":  # GPU work stays free of data-dependent shapes and host syncs
+        active = s.abs().amax(dim=(2, 3)) > 0  # (B, K, Hs*Ws): positions the mask kept
+        sparse = active.sum(dim=-1) <= SPARSE_SUPPORT_FRACTION * hs * ws
+    if not sparse.any():
+        return torch.matmul(q, s).clamp_(min=0).view(b * k, n_layers, hq, wq, hs, ws)
+    corr = None
+    for i in range(b):
+        for j in range(k):
+            columns = active[i, j].nonzero().squeeze(1) if sparse[i, j] else None
+            part = torch.matmul(q[i, 0], s[i, j] if columns is None else s[i, j].index_select(-1, columns))
+            if corr is None:  # the product's dtype (autocast may lower it)
+                corr = part.new_empty(b, k, n_layers, hq * wq, hs * ws)
+            if columns is None:
+                corr[i, j].copy_(part)
+            else:
+                corr[i, j].zero_().index_copy_(-1, columns, part)
+    return corr.clamp_(min=0).view(b * k, n_layers, hq, wq, hs, ws)
