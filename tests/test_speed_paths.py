@@ -89,3 +89,14 @@ def test_sparse_correlation_under_cpu_autocast() -> None:
         got = correlate(query, support)
     assert got.dtype == torch.bfloat16
     torch.testing.assert_close(got.float(), plain_correlation(query, support), rtol=2e-2, atol=2e-2)
+
+
+@pytest.mark.parametrize("backbone", ["resnet50", "vgg16"])
+def test_channels_last_backbone_equals_plain(backbone: str, request: pytest.FixtureRequest) -> None:
+    model = request.getfixturevalue(backbone)
+    images = torch.randn(2, 3, 96, 80)
+    with torch.inference_mode():
+        fast = model._backbone_features(images)
+        plain = model.spec.extract(model.backbone, images.contiguous())
+    for got, want in zip(fast, plain, strict=True):
+        assert (got - want).abs().max() <= 1e-5 * want.abs().max()  # fp32 rounding of another summation order
