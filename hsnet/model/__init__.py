@@ -1,7 +1,11 @@
 """HSNet's modules: backbone taps, hypercorrelation, center-pivot 4D conv, learner, model."""
+from .allocator import use_huge_pages
 from .backbone import BACKBONES, BackboneSpec
 from .hsnet import FeaturePyramid, HSNet
+from .runner import PRECISION_DTYPES, EpisodeRunner, Precision, SpeedOptions
 from .vote import K_SHOT_RULES, combine_shots
+
+use_huge_pages()  # before the first large CPU tensor: see allocator.py
 
 
 def build_model(backbone: str = "resnet50", pretrained_backbone: bool = False) -> HSNet:
@@ -9,4 +13,7 @@ def build_model(backbone: str = "resnet50", pretrained_backbone: bool = False) -
     return HSNet(backbone, pretrained_backbone=pretrained_backbone)
 
 
-__all__ = ["BACKBONES", "BackboneSpec", "FeaturePyramid", "HSNet", "K_SHOT_RULES", "build_model", "combine_shots"]
+__all__ = [
+    "BACKBONES", "BackboneSpec", "EpisodeRunner", "FeaturePyramid", "HSNet", "K_SHOT_RULES", "PRECISION_DTYPES",
+    "Precision", "SpeedOptions", "build_model", "combine_shots",
+]
