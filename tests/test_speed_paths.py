@@ -1,10 +1,15 @@
 """The fast paths of the model compute the same values as the plain formulas they replace."""
 from __future__ import annotations
 
+import os
+
 import pytest
 import torch
 import torch.nn.functional as F
 
+import hsnet
+from hsnet.model import EpisodeRunner, SpeedOptions
+from hsnet.model.allocator import use_huge_pages
 from hsnet.model.conv4d import CenterPivotConv4d, dense_support_weight
 from hsnet.model.correlation import correlate, stack_level
 
@@ -100,3 +105,39 @@ def test_channels_last_backbone_equals_plain(backbone: str, request: pytest.Fixt
         plain = model.spec.extract(model.backbone, images.contiguous())
     for got, want in zip(fast, plain, strict=True):
         assert (got - want).abs().max() <= 1e-5 * want.abs().max()  # fp32 rounding of another summation order
+
+
+def episode_inputs(side: int = 64, shots: int = 2) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+    torch.manual_seed(4)
+    masks = torch.zeros(1, shots, side, side)
+    masks[..., side // 4: side // 2, side // 3:] = 1
+    return torch.randn(1, 3, side, side), torch.randn(1, shots, 3, side, side), masks
+
+
+def test_runner_fp32_is_the_model(resnet50: hsnet.HSNet) -> None:
+    query, supports, masks = episode_inputs()
+    runner = EpisodeRunner(resnet50)
+    expected = resnet50.shot_logits(query, supports, masks)
+    torch.testing.assert_close(runner.shot_logits(query, supports, masks), expected)
+    cached = runner.support_features(supports.flatten(0, 1), masks.flatten(0, 1))
+    torch.testing.assert_close(runner.cached_shot_logits(query, cached, 2), expected)
+
+
+def test_runner_bf16_autocast_on_cpu(resnet50: hsnet.HSNet) -> None:
+    query, supports, masks = episode_inputs()
+    logits = EpisodeRunner(resnet50, SpeedOptions(precision="bf16")).shot_logits(query, supports, masks)
+    assert logits.dtype == torch.float32 and logits.shape == (1, 2, 2, 64, 64)
+    assert torch.isfinite(logits).all()
+
+
+@pytest.mark.parametrize("options", [SpeedOptions(precision="fp16"), SpeedOptions(cuda_graphs=True),
+                                     SpeedOptions(precision="int8")])  # type: ignore[arg-type]
+def test_runner_refuses_what_the_cpu_cannot_run(resnet50: hsnet.HSNet, options: SpeedOptions) -> None:
+    with pytest.raises(hsnet.InputError):
+        EpisodeRunner(resnet50, options)
+
+
+def test_huge_pages_respect_an_explicit_setting(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("THP_MEM_ALLOC_ENABLE", "0")
+    assert use_huge_pages() is False
+    assert os.environ["THP_MEM_ALLOC_ENABLE"] == "0"
