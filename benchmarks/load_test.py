@@ -1,0 +1,412 @@
+"""Load test of the Gradio app: many concurrent clients on 127.0.0.1, every answer checked, memory watched.
+
+Starts ``app.py`` (its ``main``, through ``serve`` below) in a subprocess on a free local
+port with a seeded random ResNet-50 checkpoint (nothing is downloaded), lets
+``--clients`` gradio_client clients send ``/segment`` requests until ``--requests`` are
+answered or ``--max-seconds`` pass, and checks every answer: the mask file must have
+the query's size and hold only 0 and 255. Every request sends a new query photo (of
+four sizes) with the same support and mask, as when people try the app's example
+with their own photos, so the app's support cache is used; ``--same-queries`` cycles
+through four photos instead (identical answers served at once meet a Gradio cache
+race: see docs/robustness.md).
+
+Memory: the server's resident size is read after a warm-up in which every client has
+been answered once (each client session keeps its last result in Gradio state),
+sampled during the run and read at the end; both ends are also read after the server
+has returned its freed heap to the system (``malloc_trim`` on SIGUSR1), which is the
+memory actually in use. The tolerance applies to that.
+
+``--image-size`` is the model's input side. At 400 (the app's own setting) the app
+runs as it is; another value builds the app's predictors at that size (the app has
+no setting for it), so that hundreds of requests fit in minutes on a 2-core CPU while
+every other code path is the app's.
+
+Results go to ``benchmarks/results/load.json`` and ``load.md``; the exit status is 1
+when any request failed, any answer was wrong, or memory in use grew beyond the
+tolerance.
+
+    python benchmarks/load_test.py                            # 16 clients, 320 requests, 64 px
+    python benchmarks/load_test.py --image-size 400 --requests 64
+"""
+from __future__ import annotations
+
+import argparse
+import ctypes
+import ctypes.util
+import functools
+import json
+import os
+import platform
+import shutil
+import signal
+import socket
+import statistics
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+import urllib.error
+import urllib.request
+from collections.abc import Iterator
+from concurrent.futures import ThreadPoolExecutor
+from contextlib import contextmanager
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+
+import numpy as np
+from PIL import Image
+
+ROOT = Path(__file__).resolve().parent.parent
+RESULTS = ROOT / "benchmarks" / "results"
+APP_IMAGE_SIZE = 400  # what app.py's predictors use
+QUERY_SIZES = ((333, 250), (640, 427), (250, 375), (512, 512))
+SUPPORT_SIZE = (320, 240)
+START_TIMEOUT = 180.0
+
+
+# ------------------------------------------------------------------------------------------ the server
+
+
+def serve(port: int, image_size: int) -> None:
+    """Run app.py's ``main`` in this process, with predictors built at ``image_size``.
+
+    SIGUSR1 makes the process return the heap memory it has freed to the system
+    (glibc ``malloc_trim``), so that the load test can tell memory in use from memory
+    the allocator merely keeps: without it, freed memory spread over the server's many
+    threads shows up as resident memory that grows for hundreds of requests.
+    """
+    sys.path.insert(0, str(ROOT))
+    import app
+    from hsnet.predictor import Predictor
+
+    libc = ctypes.CDLL(ctypes.util.find_library("c"))
+    signal.signal(signal.SIGUSR1, lambda *_: libc.malloc_trim(0))
+    if image_size != APP_IMAGE_SIZE:
+        app.Predictor = functools.partial(Predictor, image_size=image_size)
+    app.main(["--port", str(port)])
+
+
+def rss_mb(pid: int) -> float:
+    """Resident memory of process ``pid`` in MiB (Linux /proc)."""
+    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+        if line.startswith("VmRSS:"):
+            return int(line.split()[1]) / 1024
+    raise RuntimeError(f"no VmRSS for process {pid}")
+
+
+def trimmed_rss_mb(pid: int) -> float:
+    """Resident memory of the ``serve`` process ``pid`` after it has returned its freed heap to the system."""
+    os.kill(pid, signal.SIGUSR1)
+    time.sleep(1.0)
+    return rss_mb(pid)
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+@dataclass
+class Server:
+    """A running app: its address, process id and log file."""
+
+    url: str
+    pid: int
+    log: Path
+
+
+@contextmanager
+def app_server(weights: Path, image_size: int, workdir: Path) -> Iterator[Server]:
+    """app.py on a free 127.0.0.1 port with ``HSNET_WEIGHTS=weights``, stopped when the block ends."""
+    port = free_port()
+    env = {**os.environ, "HSNET_WEIGHTS": str(weights), "GRADIO_SERVER_NAME": "127.0.0.1", "HF_HUB_OFFLINE": "1",
+           "GRADIO_ANALYTICS_ENABLED": "False", "GRADIO_TEMP_DIR": str(workdir / "server-files"),
+           "PYTHONUNBUFFERED": "1"}
+    command = [sys.executable, __file__, "serve", "--port", str(port), "--image-size", str(image_size)]
+    log = workdir / "app.log"
+    with log.open("w") as out:
+        process = subprocess.Popen(command, cwd=ROOT, env=env, stdout=out, stderr=subprocess.STDOUT)
+    url = f"http://127.0.0.1:{port}/"
+    try:
+        deadline = time.monotonic() + START_TIMEOUT
+        while not _answers(url):
+            if process.poll() is not None or time.monotonic() > deadline:
+                raise RuntimeError(f"app.py did not start on {url}:\n{log.read_text(errors='replace')[-3000:]}")
+            time.sleep(0.5)
+        yield Server(url, process.pid, log)
+    finally:
+        process.terminate()
+        try:
+            process.wait(timeout=20)
+        except subprocess.TimeoutExpired:
+            process.kill()
+            process.wait()
+
+
+def _answers(url: str) -> bool:
+    try:
+        with urllib.request.urlopen(url, timeout=5) as response:
+            return response.status == 200
+    except (urllib.error.URLError, ConnectionError, TimeoutError):
+        return False
+
+
+def make_checkpoint(folder: Path) -> Path:
+    """A ResNet-50 HSNet with seeded random weights as a Hub folder (its masks are arbitrary but well-formed)."""
+    import torch
+
+    import hsnet
+    from hsnet.hub import save_pretrained
+
+    torch.manual_seed(0)
+    return save_pretrained(hsnet.build_model("resnet50"), folder / "checkpoint")
+
+
+# ------------------------------------------------------------------------------------------ the clients
+
+
+@dataclass
+class Inputs:
+    """Query files (with their sizes), one support and its mask."""
+
+    queries: list[tuple[Path, tuple[int, int]]]
+    support: Path
+    mask: Path
+
+
+def make_inputs(folder: Path, distinct_queries: int = len(QUERY_SIZES)) -> Inputs:
+    """``distinct_queries`` noise photos cycling through QUERY_SIZES, and one support with a rectangle marked."""
+    rng = np.random.default_rng(0)
+    queries = []
+    for i in range(distinct_queries):
+        width, height = QUERY_SIZES[i % len(QUERY_SIZES)]
+        path = folder / f"query-{i}.jpg"
+        Image.fromarray(rng.integers(0, 256, (height, width, 3), dtype=np.uint8)).save(path, quality=90)
+        queries.append((path, (width, height)))
+    width, height = SUPPORT_SIZE
+    Image.fromarray(rng.integers(0, 256, (height, width, 3), dtype=np.uint8)).save(folder / "support.png")
+    mask = np.zeros((height, width), np.uint8)
+    mask[height // 4: 3 * height // 4, width // 4: 3 * width // 4] = 255
+    Image.fromarray(mask).save(folder / "mask.png")
+    return Inputs(queries, folder / "support.png", folder / "mask.png")
+
+
+def connect(url: str, downloads: Path):
+    """A gradio_client Client of the app, saving the files it receives under ``downloads``."""
+    from gradio_client import Client
+
+    return Client(url, verbose=False, download_files=str(downloads), analytics_enabled=False)
+
+
+def segment(client, query: Path, support: Path, mask: Path, weights: str) -> tuple:
+    """One /segment request with an uploaded support mask, as the app's API documents it."""
+    from gradio_client import handle_file
+
+    return client.predict(query=handle_file(str(query)), weights=weights, rule="vote",
+                          support_1={"background": handle_file(str(support)), "layers": [], "composite": None},
+                          mask_1=handle_file(str(mask)), api_name="/segment")
+
+
+def check_answer(result: tuple, size: tuple[int, int]) -> str | None:
+    """None when the answer's mask file has ``size`` and only 0/255 values; else what is wrong."""
+    with Image.open(result[2]) as mask:
+        if mask.size != size:
+            return f"mask is {mask.size[0]}x{mask.size[1]}, query is {size[0]}x{size[1]}"
+        if not set(np.unique(np.asarray(mask.convert("L")))) <= {0, 255}:
+            return "mask holds values other than 0 and 255"
+    return None
+
+
+@dataclass
+class Record:
+    """One request: when it started (seconds into the run), how long it took, and what went wrong if anything."""
+
+    client: int
+    start: float
+    seconds: float
+    error: str | None = None
+
+
+@dataclass
+class Report:
+    clients: int
+    requested: int
+    image_size: int
+    distinct_queries: int
+    answered: int = 0
+    failed: int = 0
+    wrong: int = 0
+    wall_seconds: float = 0.0
+    throughput_per_s: float = 0.0
+    latency_s: dict[str, float] = field(default_factory=dict)
+    rss_mb: dict[str, float] = field(default_factory=dict)
+    rss_tolerance_mb: float = 0.0  # on the memory in use (after malloc_trim), not the raw resident size
+    rss_series_mb: list[int] = field(default_factory=list)  # every 10 s from the end of the warm-up
+    stopped_by_time: bool = False
+    errors: list[str] = field(default_factory=list)
+    machine: str = ""
+
+    @property
+    def passed(self) -> bool:
+        return self.failed == 0 and self.wrong == 0 and self.rss_mb.get("in_use_growth", 0.0) <= self.rss_tolerance_mb
+
+
+def run_load(server: Server, inputs: Inputs, weights: str, clients: int, requests: int, max_seconds: float,
+             downloads: Path, rss_tolerance_mb: float, image_size: int) -> Report:
+    """Warm up (one answered request per client), then ``requests`` more from ``clients`` threads; checks all."""
+    connections = [connect(server.url, downloads) for _ in range(clients)]
+    report = Report(clients=clients, requested=requests, image_size=image_size, distinct_queries=len(inputs.queries),
+                    rss_tolerance_mb=rss_tolerance_mb,
+                    machine=f"{platform.machine()}, {os.cpu_count()} CPU cores, {platform.python_version()}")
+
+    def request(index: int, number: int, t0: float) -> Record:
+        query, size = inputs.queries[number % len(inputs.queries)]
+        start = time.perf_counter()
+        try:
+            problem = check_answer(segment(connections[index], query, inputs.support, inputs.mask, weights), size)
+            return Record(index, start - t0, time.perf_counter() - start, problem and f"wrong: {problem}")
+        except Exception as exc:  # noqa: BLE001 - a load test counts every failure, whatever its kind
+            return Record(index, start - t0, time.perf_counter() - start, f"failed: {type(exc).__name__}: {exc}")
+
+    with ThreadPoolExecutor(clients) as pool:
+        warm = list(pool.map(lambda i: request(i, i, time.perf_counter()), range(clients)))
+
+    trimmed_before = trimmed_rss_mb(server.pid)
+    rss_before = rss_mb(server.pid)
+    t0 = time.perf_counter()
+    samples = [(0.0, rss_before)]  # (seconds into the run, MiB)
+    done = threading.Event()
+
+    def sample() -> None:
+        while not done.wait(0.5):
+            samples.append((time.perf_counter() - t0, rss_mb(server.pid)))
+
+    sampler = threading.Thread(target=sample, daemon=True)
+    sampler.start()
+    issued = iter(range(requests))
+    lock = threading.Lock()
+    deadline = t0 + max_seconds
+
+    def worker(index: int) -> list[Record]:
+        records = []
+        while time.perf_counter() < deadline:
+            with lock:
+                number = next(issued, None)
+            if number is None:
+                break
+            records.append(request(index, clients + number, t0))  # warm-up used queries 0..clients-1
+        return records
+
+    with ThreadPoolExecutor(clients) as pool:
+        records = [r for batch in pool.map(worker, range(clients)) for r in batch]
+    wall = time.perf_counter() - t0
+    done.set()
+    sampler.join()
+    rss_after = rss_mb(server.pid)
+    trimmed_after = trimmed_rss_mb(server.pid)
+
+    latencies = sorted(r.seconds for r in records)
+    everything = warm + records  # warm-up answers are checked too, but not timed
+    report.answered = sum(r.error is None for r in records)
+    report.failed = sum(bool(r.error and r.error.startswith("failed")) for r in everything)
+    report.wrong = sum(bool(r.error and r.error.startswith("wrong")) for r in everything)
+    report.errors = sorted({r.error for r in everything if r.error})[:10]
+    report.stopped_by_time = len(records) < requests
+    report.wall_seconds = round(wall, 2)
+    report.throughput_per_s = round(len(records) / wall, 3) if wall else 0.0
+    if latencies:
+        report.latency_s = {"p50": round(statistics.median(latencies), 3), "p95": round(_percentile(latencies, 95), 3),
+                            "max": round(latencies[-1], 3), "mean": round(statistics.fmean(latencies), 3)}
+    halfway = sorted(r.start + r.seconds for r in records)[len(records) // 2] if records else 0.0
+    report.rss_mb = {"after_warmup": round(rss_before, 1),
+                     "halfway": round(min(samples, key=lambda s: abs(s[0] - halfway))[1], 1),
+                     "end": round(rss_after, 1), "peak": round(max(m for _, m in samples), 1),
+                     "growth": round(rss_after - rss_before, 1),
+                     "in_use_after_warmup": round(trimmed_before, 1), "in_use_end": round(trimmed_after, 1),
+                     "in_use_growth": round(trimmed_after - trimmed_before, 1)}
+    report.rss_series_mb = [round(m) for t, m in samples[::20]]
+    return report
+
+
+def _percentile(sorted_values: list[float], percent: float) -> float:
+    """The nearest-rank percentile of already sorted values."""
+    rank = max(1, int(np.ceil(percent / 100 * len(sorted_values))))
+    return sorted_values[rank - 1]
+
+
+# ------------------------------------------------------------------------------------------ results
+
+
+def markdown(report: Report) -> str:
+    """The report as the Markdown table docs/robustness.md quotes."""
+    lat, rss = report.latency_s, report.rss_mb
+    return "\n".join([
+        f"# App load test ({time.strftime('%Y-%m-%d')})",
+        "",
+        f"`python benchmarks/load_test.py --clients {report.clients} --requests {report.requested} "
+        f"--image-size {report.image_size}{' --same-queries' if report.distinct_queries == len(QUERY_SIZES) else ''}` "
+        f"on {report.machine}; the app on 127.0.0.1, one support with an uploaded mask (cached after the first "
+        f"request), {report.distinct_queries} distinct query photos of four sizes.",
+        "",
+        "| clients | requests answered | failed | wrong | wall | throughput | p50 | p95 | max |",
+        "|---|---|---|---|---|---|---|---|---|",
+        f"| {report.clients} | {report.answered} / {report.requested} | {report.failed} | {report.wrong} | "
+        f"{report.wall_seconds:.0f} s | {report.throughput_per_s:.2f} req/s | {lat.get('p50', 0):.2f} s | "
+        f"{lat.get('p95', 0):.2f} s | {lat.get('max', 0):.2f} s |",
+        "",
+        f"Server memory in use (resident after returning freed heap to the system): "
+        f"{rss['in_use_after_warmup']:.0f} MiB after the warm-up, {rss['in_use_end']:.0f} MiB at the end: "
+        f"growth {rss['in_use_growth']:+.0f} MiB (tolerance {report.rss_tolerance_mb:.0f} MiB).",
+        "",
+        f"Resident memory as the system sees it: {rss['after_warmup']:.0f} MiB after the warm-up, "
+        f"{rss['halfway']:.0f} MiB halfway, {rss['end']:.0f} MiB at the end, {rss['peak']:.0f} MiB at its peak "
+        f"({rss['growth']:+.0f} MiB: freed memory the allocator keeps for reuse).",
+        "",
+        f"Result: **{'pass' if report.passed else 'FAIL'}**" + (" (stopped by the time limit)" if report.stopped_by_time else ""),
+        *(["", "Errors:", *[f"- {e}" for e in report.errors]] if report.errors else []),
+        "",
+    ])
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    sub = parser.add_subparsers(dest="command")
+    serve_parser = sub.add_parser("serve", help="(internal) run app.py with predictors at --image-size")
+    serve_parser.add_argument("--port", type=int, required=True)
+    serve_parser.add_argument("--image-size", type=int, required=True)
+    parser.add_argument("--clients", type=int, default=16)
+    parser.add_argument("--requests", type=int, default=320, help="requests after the warm-up (one per client)")
+    parser.add_argument("--max-seconds", type=float, default=900.0, help="stop issuing requests after this long")
+    parser.add_argument("--image-size", type=int, default=64, help=f"model input side (the app uses {APP_IMAGE_SIZE})")
+    parser.add_argument("--rss-tolerance-mb", type=float, default=64.0,
+                        help="allowed growth of the server's memory in use from after the warm-up to the end")
+    parser.add_argument("--same-queries", action="store_true",
+                        help="cycle through 4 query photos instead of sending a new photo with every request")
+    parser.add_argument("--out", type=Path, default=RESULTS / "load", help="writes OUT.json and OUT.md")
+    args = parser.parse_args(argv)
+    if args.command == "serve":
+        serve(args.port, args.image_size)
+        return 0
+    workdir = Path(tempfile.mkdtemp(prefix="hsnet-load-"))
+    try:
+        weights = make_checkpoint(workdir)
+        inputs = make_inputs(workdir, len(QUERY_SIZES) if args.same_queries else args.clients + args.requests)
+        with app_server(weights, args.image_size, workdir) as server:
+            report = run_load(server, inputs, str(weights), args.clients, args.requests, args.max_seconds,
+                              workdir / "downloads", args.rss_tolerance_mb, args.image_size)
+        if not report.passed:
+            print("the app's log ends with:\n" + "\n".join(server.log.read_text(errors="replace").splitlines()[-60:]),
+                  file=sys.stderr)
+    finally:
+        shutil.rmtree(workdir, ignore_errors=True)
+    args.out.parent.mkdir(parents=True, exist_ok=True)
+    args.out.with_suffix(".json").write_text(json.dumps({**asdict(report), "passed": report.passed}, indent=2) + "\n")
+    args.out.with_suffix(".md").write_text(markdown(report))
+    print(markdown(report))
+    return 0 if report.passed else 1
+
+
+if __name__ == "__main__":
+    sys.exit(main())
