@@ -150,8 +150,8 @@ def _from_array(array: np.ndarray, what: str) -> Image.Image:
     a = np.asarray(array)
     if a.ndim == 3 and a.shape[2] == 1:
         a = a[:, :, 0]
-    if a.ndim not in (2, 3) or (a.ndim == 3 and a.shape[2] not in (3, 4)):
-        raise InputError(f"{what} array has shape {a.shape}; expected (H, W), (H, W, 3) or (H, W, 4)")
+    if a.ndim not in (2, 3) or (a.ndim == 3 and a.shape[2] not in (2, 3, 4)):
+        raise InputError(f"{what} array has shape {a.shape}; expected (H, W), (H, W, 2), (H, W, 3) or (H, W, 4)")
     _check_pixels((a.shape[1], a.shape[0]), what)
     if a.dtype == bool:
         a = a.astype(np.uint8) * 255
