@@ -125,7 +125,7 @@ def _open(source: str | os.PathLike, what: str) -> Image.Image:
     try:
         fp = path.open("rb")
     except OSError as exc:
-        raise InputError(f"{label} cannot be read ({describe(exc.strerror or exc)}); check the file's permissions") from exc
+        raise InputError(f"{label} cannot be read ({describe(exc)}); check the file's permissions") from exc
     with fp:
         try:
             if fp.read(4) == ICO_MAGIC:
