@@ -28,7 +28,7 @@ from PIL import Image
 
 from hsnet import hub
 from hsnet.errors import HSNetError, InputError
-from hsnet.inputs import load_mask, load_rgb
+from hsnet.inputs import MAX_PIXELS, load_mask, load_rgb
 from hsnet.predictor import Prediction, Predictor
 from hsnet.visualize import (
     fit,
@@ -40,6 +40,10 @@ from hsnet.visualize import (
     mask_image,
     overlay_mask,
 )
+
+# Gradio decodes some uploads itself before hsnet reads them; Pillow refuses more than twice its
+# MAX_IMAGE_PIXELS, so this makes that decoding stop at hsnet's own pixel limit too.
+Image.MAX_IMAGE_PIXELS = MAX_PIXELS // 2
 
 try:  # present on Hugging Face Spaces; on ZeroGPU hardware its decorator lends a GPU per call
     import spaces

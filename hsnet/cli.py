@@ -8,6 +8,7 @@ from __future__ import annotations
 import argparse
 import importlib
 import sys
+import warnings
 
 COMMANDS = ("predict", "convert", "push", "weights", "evaluate", "train")
 
@@ -30,7 +31,13 @@ def main(argv: list[str] | None = None) -> int:
 
     args = build_parser().parse_args(argv)
     try:
-        return int(args.run(args) or 0)
+        with warnings.catch_warnings():
+            # Pillow's warnings about odd files are answered by hsnet's own one-line errors.
+            warnings.filterwarnings("ignore", module="PIL")
+            return int(args.run(args) or 0)
+    except BrokenPipeError:  # output piped into `head` and the like
+        sys.stderr.close()
+        return 0
     except HSNetError as exc:
         print(f"hsnet {args.command}: error: {exc}", file=sys.stderr)
         return 2
