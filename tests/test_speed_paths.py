@@ -1,7 +1,10 @@
 """The fast paths of the model compute the same values as the plain formulas they replace."""
 from __future__ import annotations
 
-import os
+import platform
+import subprocess
+import sys
+from pathlib import Path
 
 import pytest
 import torch
@@ -9,7 +12,6 @@ import torch.nn.functional as F
 
 import hsnet
 from hsnet.model import EpisodeRunner, SpeedOptions
-from hsnet.model.allocator import use_huge_pages
 from hsnet.model.conv4d import CenterPivotConv4d, dense_support_weight
 from hsnet.model.correlation import correlate, stack_level
 
@@ -137,7 +139,24 @@ def test_runner_refuses_what_the_cpu_cannot_run(resnet50: hsnet.HSNet, options: 
         EpisodeRunner(resnet50, options)
 
 
-def test_huge_pages_respect_an_explicit_setting(monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setenv("THP_MEM_ALLOC_ENABLE", "0")
-    assert use_huge_pages() is False
-    assert os.environ["THP_MEM_ALLOC_ENABLE"] == "0"
+def test_retained_memory_is_reused_without_page_faults() -> None:
+    """After retain_freed_memory, freed 200 MB tensors' pages serve the next ones (in a fresh process)."""
+    if platform.system() != "Linux" or platform.libc_ver()[0] != "glibc":
+        pytest.skip("glibc only")
+    script = (
+        "import resource, torch\n"
+        "from hsnet.model import retain_freed_memory\n"
+        "def faults(cycles):\n"
+        "    counts = [resource.getrusage(resource.RUSAGE_SELF).ru_minflt]\n"
+        "    for _ in range(cycles):\n"
+        "        torch.empty(50_000_000).fill_(1)\n"
+        "        counts.append(resource.getrusage(resource.RUSAGE_SELF).ru_minflt)\n"
+        "    return [b - a for a, b in zip(counts, counts[1:])]\n"
+        "before = faults(3)\n"
+        "assert retain_freed_memory()\n"
+        "print(min(before), faults(6)[-1])\n"
+    )
+    done = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, check=True,
+                          cwd=Path(__file__).resolve().parent.parent)
+    before, after = map(int, done.stdout.split())
+    assert before > 40_000 and after < 1_000  # 200 MB is ~49,000 pages of 4 KiB

@@ -1,11 +1,9 @@
 """HSNet's modules: backbone taps, hypercorrelation, center-pivot 4D conv, learner, model."""
-from .allocator import use_huge_pages
+from .allocator import retain_freed_memory
 from .backbone import BACKBONES, BackboneSpec
 from .hsnet import FeaturePyramid, HSNet
 from .runner import PRECISION_DTYPES, EpisodeRunner, Precision, SpeedOptions
 from .vote import K_SHOT_RULES, combine_shots
-
-use_huge_pages()  # before the first large CPU tensor: see allocator.py
 
 
 def build_model(backbone: str = "resnet50", pretrained_backbone: bool = False) -> HSNet:
@@ -15,5 +13,5 @@ def build_model(backbone: str = "resnet50", pretrained_backbone: bool = False) -
 
 __all__ = [
     "BACKBONES", "BackboneSpec", "EpisodeRunner", "FeaturePyramid", "HSNet", "K_SHOT_RULES", "PRECISION_DTYPES",
-    "Precision", "SpeedOptions", "build_model", "combine_shots",
+    "Precision", "SpeedOptions", "build_model", "combine_shots", "retain_freed_memory",
 ]
