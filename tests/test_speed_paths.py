@@ -13,7 +13,9 @@ import torch.nn.functional as F
 import hsnet
 from hsnet.model import EpisodeRunner, SpeedOptions
 from hsnet.model.conv4d import CenterPivotConv4d, dense_support_weight
+from hsnet.model import passes
 from hsnet.model.correlation import correlate, stack_level
+from hsnet.model.passes import pair_passes
 
 
 def plain_center_pivot(layer: CenterPivotConv4d, x: torch.Tensor) -> torch.Tensor:
@@ -160,3 +162,25 @@ def test_retained_memory_is_reused_without_page_faults() -> None:
                           cwd=Path(__file__).resolve().parent.parent)
     before, after = map(int, done.stdout.split())
     assert before > 40_000 and after < 1_000  # 200 MB is ~49,000 pages of 4 KiB
+
+
+@pytest.mark.parametrize("batch,shots,per_pass", [(3, 2, 1), (3, 2, 3), (2, 5, 2), (4, 1, 3), (2, 3, 100)])
+def test_pair_passes_cover_every_pair_once(batch: int, shots: int, per_pass: int) -> None:
+    seen = [(q, k) for queries, shot_range in pair_passes(batch, shots, per_pass)
+            for q in range(batch)[queries] for k in range(shots)[shot_range]]
+    assert sorted(seen) == [(q, k) for q in range(batch) for k in range(shots)]
+    assert all(len(range(batch)[q]) * len(range(shots)[s]) <= max(1, per_pass)
+               for q, s in pair_passes(batch, shots, per_pass))
+
+
+def test_passes_give_the_one_pass_logits(resnet50: hsnet.HSNet, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Pairs split into passes (one pair, then part of a query's shots) equal a single pass."""
+    torch.manual_seed(5)
+    query, supports, masks = torch.randn(2, 3, 64, 64), torch.randn(2, 3, 3, 64, 64), torch.ones(2, 3, 64, 64)
+    q = resnet50.query_features(query)
+    s = resnet50.support_features(supports.flatten(0, 1), masks.flatten(0, 1))
+    one_pass = resnet50.decode(resnet50.hypercorrelation(q, s, 3), 3, (64, 64))
+    pair = passes.pair_bytes(q.levels, s.levels)
+    for per_pass in (1, 2, 4):
+        monkeypatch.setattr(passes, "CPU_PASS_BYTES", per_pass * pair)
+        torch.testing.assert_close(resnet50.feature_logits(q, s, 3, (64, 64)), one_pass)

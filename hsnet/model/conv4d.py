@@ -72,7 +72,7 @@ class CenterPivotConv4d(nn.Module):
             # A (1, k, k) 3D conv over (Hq*Wq, Hs, Ws) reads the 6D tensor in place.
             return F.conv3d(x.reshape(b, c, hq * wq, hs, ws), self.conv2.weight.unsqueeze(2), self.conv2.bias,
                             stride=(1, s, s), padding=(0, k // 2, k // 2))
-        # The whole support map fits in one kernel window: one matrix product per query position.
+        # The whole support map fits in one kernel window: one dense matrix product for all query positions.
         hs2, ws2 = (hs - 1) // s + 1, (ws - 1) // s + 1
         weight = dense_support_weight(self.conv2.weight, (hs, ws), s)  # (O*Hs'*Ws', C*Hs*Ws)
         columns = x.reshape(b, c, hq * wq, hs * ws).transpose(2, 3).reshape(b, c * hs * ws, hq * wq)

@@ -10,6 +10,7 @@ from torch import nn
 from .backbone import BACKBONES
 from .correlation import correlate, stack_level
 from .learner import HPNLearner
+from .passes import pair_passes, pairs_per_pass
 from .vote import KShotRule, combine_shots
 
 
@@ -86,7 +87,30 @@ class HSNet(nn.Module):
         k = supports.shape[1]
         q = self.query_features(query)
         s = self.support_features(supports.flatten(0, 1), support_masks.flatten(0, 1))
-        return self.decode(self.hypercorrelation(q, s, k), k, output_size or tuple(supports.shape[-2:]))
+        return self.feature_logits(q, s, k, output_size or tuple(supports.shape[-2:]))
+
+    @torch.no_grad()
+    def feature_logits(self, query: FeaturePyramid, support: FeaturePyramid, shots: int,
+                       output_size: tuple[int, int]) -> torch.Tensor:
+        """Logits (B, K, 2, h, w) from B query pyramids and their B*K support pyramids (e.g. cached ones).
+
+        Equal to ``decode(hypercorrelation(...))``; on the CPU the pairs go in passes that
+        bound the correlation's memory (see passes.py).
+        """
+        b = query.levels[0].shape[0]
+        per_pass = pairs_per_pass(query.levels, support.levels)
+        if per_pass is None or per_pass >= b * shots:
+            return self.decode(self.hypercorrelation(query, support, shots), shots, output_size)
+        out = None
+        for queries, shot_range in pair_passes(b, shots, per_pass):
+            n = shot_range.stop - shot_range.start
+            q = FeaturePyramid([x[queries] for x in query.levels])
+            s = FeaturePyramid([x.view(b, shots, *x.shape[1:])[queries, shot_range].flatten(0, 1) for x in support.levels])
+            logits = self.decode(self.hypercorrelation(q, s, n), n, output_size)
+            if out is None:
+                out = logits.new_empty(b, shots, *logits.shape[2:])
+            out[queries, shot_range] = logits
+        return out
 
     def decode(self, corr: list[torch.Tensor], shots: int, output_size: tuple[int, int]) -> torch.Tensor:
         """Logits (B, K, 2, h, w) from the hypercorrelation pyramid, resized to ``output_size``."""

@@ -123,5 +123,5 @@ class EpisodeRunner:
     def cached_shot_logits(self, query: torch.Tensor, support: FeaturePyramid, shots: int) -> torch.Tensor:
         """The second query against cached supports: query features, correlation and learner only."""
         with self.autocast():
-            corr = self.model.hypercorrelation(self.model.query_features(query), support, shots)
-            return self.model.decode(corr, shots, tuple(query.shape[-2:])).float()
+            query_pyramid = self.model.query_features(query)
+            return self.model.feature_logits(query_pyramid, support, shots, tuple(query.shape[-2:])).float()
