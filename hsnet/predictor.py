@@ -23,6 +23,7 @@ from PIL import Image
 
 from .errors import InputError
 from .inputs import ImageLike, load_mask, load_rgb
+from .limits import DEFAULT_IMAGE_SIDE, check_image_size
 from .model import K_SHOT_RULES, FeaturePyramid, HSNet, combine_shots
 
 Precision = Literal["fp32", "bf16", "fp16"]
@@ -88,7 +89,8 @@ class Predictor:
     """
 
     def __init__(self, model: HSNet, device: str | torch.device | None = None, precision: Precision = "fp32",
-                 image_size: int = 400, cache_size: int = 10):
+                 image_size: int = DEFAULT_IMAGE_SIDE, cache_size: int = 10):
+        check_image_size(image_size)
         if precision not in PRECISIONS:
             raise InputError(f"unknown precision {precision!r}; choose one of {', '.join(PRECISIONS)}")
         self.device = torch.device(device or ("cuda" if torch.cuda.is_available() else "cpu"))
@@ -130,8 +132,9 @@ class Predictor:
         m = torch.from_numpy(np.array(mask, dtype=np.float32)).to(self.device)[None, None]
         return F.interpolate(m, (self.image_size, self.image_size), mode="nearest")[0, 0]
 
-    def _support_pyramid(self, supports: Sequence[ImageLike], masks: Sequence[ImageLike]) -> tuple[FeaturePyramid, bool]:
-        """Masked support features, from the cache when these exact supports were seen before."""
+    def _prepared_supports(self, supports: Sequence[ImageLike],
+                           masks: Sequence[ImageLike]) -> tuple[str, list[np.ndarray], torch.Tensor]:
+        """The supports' cache key (their resized pixels and masks), resized pixels and (K, S, S) mask tensor."""
         pixels, mask_arrays = [], []
         for i, (support, mask) in enumerate(zip(supports, masks), start=1):
             image = load_rgb(support, f"support image {i}")
@@ -146,20 +149,21 @@ class Predictor:
         for p, m in zip(pixels, mask_tensors):
             digest.update(p.tobytes())
             digest.update(m.to(torch.uint8).cpu().numpy().tobytes())
-        key = digest.hexdigest()
+        return digest.hexdigest(), pixels, torch.stack(mask_tensors)
+
+    def _cached(self, key: str) -> FeaturePyramid | None:
         with self._lock:
-            cached = self._cache.get(key)
-            if cached is not None:
+            pyramid = self._cache.get(key)
+            if pyramid is not None:
                 self._cache.move_to_end(key)
-                return cached, True
-        images = torch.stack([self._normalize(p) for p in pixels])
-        with self._autocast():
-            pyramid = self.model.support_features(images, torch.stack(mask_tensors))
+            return pyramid
+
+    def _remember(self, key: str, pyramid: FeaturePyramid) -> None:
+        """Keep ``pyramid``, dropping the oldest supports beyond ``cache_size`` images."""
         with self._lock:
             self._cache[key] = pyramid
             while sum(p.levels[0].shape[0] for p in self._cache.values()) > self.cache_size and len(self._cache) > 1:
                 self._cache.popitem(last=False)
-        return pyramid, False
 
     def clear_cache(self) -> None:
         """Forget every cached support."""
@@ -194,14 +198,20 @@ class Predictor:
 
         query_image = load_rgb(query, "query image")
         query_tensor = self._normalize(self._resized(query_image))[None]
+        key, support_pixels, mask_tensor = self._prepared_supports(supports, support_masks)
+        support = self._cached(key)
+        hit = support is not None
         lap("preprocess")
-        support, hit = self._support_pyramid(supports, support_masks)
-        lap("support_features")
         shots = len(supports)
         width, height = query_image.size
         with self._autocast():
-            query_pyramid = self.model.query_features(query_tensor)
-            lap("query_features")
+            if hit:
+                query_pyramid = self.model.query_features(query_tensor)
+            else:  # the query and the supports through the backbone as one batch
+                support_images = torch.stack([self._normalize(p) for p in support_pixels])
+                query_pyramid, support = self.model.episode_features(query_tensor, support_images, mask_tensor)
+                self._remember(key, support)
+            lap("backbone")
             corr = self.model.hypercorrelation(query_pyramid, support, shots)
             layer_maps = self._layer_maps(corr, shots)
             lap("correlation")

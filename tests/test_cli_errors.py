@@ -64,6 +64,7 @@ CASES = {
     "more supports than masks": ([*GOOD, "--support", "support.png", *WEIGHTS], "2 --support but 1 --support-mask"),
     "missing weights": ([*GOOD, "--weights", "nowhere/model.safetensors"], "unknown weights"),
     "damaged weights": ([*GOOD, "--weights", "cut.safetensors"], "cut.safetensors is damaged"),
+    "image size above the cap": ([*GOOD, *WEIGHTS, "--image-size", "1024"], "image size 1024 is above the 640-pixel cap"),
     "folder as support": (["--query", "query.png", "--support", ".", "--support-mask", "mask.png", *WEIGHTS],
                           "support image 1 . is a folder"),
 }

@@ -5,6 +5,7 @@ import numpy as np
 import pytest
 from PIL import Image
 
+from hsnet.errors import InputError
 from hsnet.predictor import Predictor
 
 
@@ -33,22 +34,32 @@ def test_outputs_have_the_query_original_size(predictor: Predictor, width: int, 
     assert len(result.layer_maps) == 13
     assert [m.name for m in result.layer_maps] == predictor.layer_names
     assert result.heatmap(0).shape == (height, width)
-    assert set(result.timings) >= {"preprocess", "support_features", "query_features", "correlation", "learner", "total"}
+    assert set(result.timings) >= {"preprocess", "backbone", "correlation", "learner", "total"}
 
 
 def test_second_query_with_same_supports_skips_support_backbone(resnet50, monkeypatch) -> None:
     predictor = Predictor(resnet50, device="cpu", image_size=128)
-    calls = []
-    original = resnet50.support_features
-    monkeypatch.setattr(resnet50, "support_features", lambda *a: calls.append(1) or original(*a))
+    batches = []  # images per backbone call
+    original = resnet50._backbone_features
+    monkeypatch.setattr(resnet50, "_backbone_features", lambda x: batches.append(x.shape[0]) or original(x))
     support, mask = photo(120, 90, 2), blob_mask(120, 90)
     first = predictor.predict(photo(100, 80, 3), support, mask)
     second = predictor.predict(photo(90, 110, 4), support.copy(), mask.copy())
-    assert len(calls) == 1
+    assert batches == [2, 1]  # the query and the support together, then the query alone
     assert not first.support_cache_hit and second.support_cache_hit
     other_mask = Image.fromarray(255 - np.asarray(mask))
     predictor.predict(photo(90, 110, 4), support, other_mask)  # another mask is another support
-    assert len(calls) == 2
+    assert batches == [2, 1, 2]
+
+
+def test_cached_support_gives_the_uncached_result(resnet50) -> None:
+    support, mask, query = photo(120, 90, 2), blob_mask(120, 90), photo(100, 80, 3)
+    predictor = Predictor(resnet50, device="cpu", image_size=128)
+    predictor.predict(photo(64, 64, 5), support, mask)
+    cached = predictor.predict(query, support, mask)
+    fresh = Predictor(resnet50, device="cpu", image_size=128).predict(query, support, mask)
+    assert cached.support_cache_hit and not fresh.support_cache_hit
+    np.testing.assert_allclose(cached.probability, fresh.probability, atol=1e-5)
 
 
 def test_k_shot_gives_each_support_mask_and_vote_map(predictor: Predictor) -> None:
@@ -60,3 +71,9 @@ def test_k_shot_gives_each_support_mask_and_vote_map(predictor: Predictor) -> No
     maps = predictor.point_correlation(result, 10.0, 50.0)
     assert len(maps) == 3 and len(maps[0]) == 13
     assert all(0 <= m.values.min() and m.values.max() <= 1 + 1e-5 for m in maps[0])
+
+
+@pytest.mark.parametrize("size", [0, 641, 2048])
+def test_image_size_outside_the_cap_is_refused(resnet50, size: int) -> None:
+    with pytest.raises(InputError, match="image size"):
+        Predictor(resnet50, device="cpu", image_size=size)

@@ -15,6 +15,7 @@ from hsnet.model import EpisodeRunner, SpeedOptions
 from hsnet.model.conv4d import CenterPivotConv4d, dense_support_weight
 from hsnet.model import passes
 from hsnet.model.correlation import correlate, stack_level
+from hsnet.model.folding import unfolded
 from hsnet.model.passes import pair_passes
 
 
@@ -106,7 +107,7 @@ def test_channels_last_backbone_equals_plain(backbone: str, request: pytest.Fixt
     images = torch.randn(2, 3, 96, 80)
     with torch.inference_mode():
         fast = model._backbone_features(images)
-        plain = model.spec.extract(model.backbone, images.contiguous())
+        plain = model.spec.extract(model.backbone, images.contiguous(), unfolded)
     for got, want in zip(fast, plain, strict=True):
         assert (got - want).abs().max() <= 1e-5 * want.abs().max()  # fp32 rounding of another summation order
 
@@ -184,3 +185,45 @@ def test_passes_give_the_one_pass_logits(resnet50: hsnet.HSNet, monkeypatch: pyt
     for per_pass in (1, 2, 4):
         monkeypatch.setattr(passes, "CPU_PASS_BYTES", per_pass * pair)
         torch.testing.assert_close(resnet50.feature_logits(q, s, 3, (64, 64)), one_pass)
+
+
+def assert_close_to_scale(got: list[torch.Tensor], want: list[torch.Tensor]) -> None:
+    """Equal up to float rounding relative to each feature's largest value (random weights make large features)."""
+    assert len(got) == len(want)
+    for g, w in zip(got, want):
+        assert float((g - w).abs().max()) <= 1e-5 * float(w.abs().max())
+
+
+def test_folded_batchnorm_equals_the_modules_and_follows_reloaded_weights() -> None:
+    def with_batchnorm_statistics(seed: int) -> hsnet.HSNet:
+        torch.manual_seed(seed)
+        model = hsnet.build_model("resnet50").eval()
+        for bn in (m for m in model.backbone.modules() if isinstance(m, torch.nn.BatchNorm2d)):
+            bn.running_mean.uniform_(-0.2, 0.2), bn.running_var.uniform_(0.5, 1.5), bn.weight.data.uniform_(0.5, 1.5)
+        return model
+
+    model = with_batchnorm_statistics(3)
+    images = torch.randn(2, 3, 64, 80)
+    extract = model.spec.extract
+    with torch.inference_mode():
+        folded = model._backbone_features(images)
+        assert len(folded) == 13
+        assert_close_to_scale(folded, extract(model.backbone, images, unfolded))
+        hsnet.load_weights(model, with_batchnorm_statistics(4).state_dict())  # in place: the fold must follow
+        assert_close_to_scale(model._backbone_features(images), extract(model.backbone, images, unfolded))
+    model.double()  # new storage: refolded in the new dtype
+    with torch.inference_mode():
+        assert_close_to_scale(model._backbone_features(images.double()),
+                              extract(model.backbone, images.double(), unfolded))
+        model.float()  # parameters made in inference mode carry no version: run unfolded, still right
+        assert_close_to_scale(model._backbone_features(images), extract(model.backbone, images, unfolded))
+
+
+def test_query_and_supports_in_one_backbone_batch_equal_separate_batches(resnet50) -> None:
+    torch.manual_seed(4)
+    query, supports = torch.randn(2, 3, 96, 96), torch.randn(6, 3, 96, 96)
+    masks = (torch.rand(6, 96, 96) > 0.5).float()
+    q, s = resnet50.episode_features(query, supports, masks)
+    for got, want in ((q, resnet50.query_features(query)), (s, resnet50.support_features(supports, masks))):
+        for a, b in zip(got.levels, want.levels):
+            torch.testing.assert_close(a, b, rtol=1e-4, atol=1e-5)

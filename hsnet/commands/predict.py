@@ -5,6 +5,7 @@ import argparse
 from pathlib import Path
 
 from ..errors import InputError
+from ..limits import DEFAULT_IMAGE_SIDE, MAX_IMAGE_SIDE, check_image_size
 
 HELP = "Segment a query image given one or more support images with masks; writes the mask and an overlay."
 
@@ -25,6 +26,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                         help="how K > 1 supports are merged: the authors' vote (default) or mean probability")
     parser.add_argument("--device", default=None, help="cuda, cpu, cuda:1 ... (default: cuda when available)")
     parser.add_argument("--precision", default="fp32", choices=("fp32", "bf16", "fp16"))
+    parser.add_argument("--image-size", type=int, default=DEFAULT_IMAGE_SIDE,
+                        help=f"the square side images are resized to (the authors': {DEFAULT_IMAGE_SIDE}; "
+                             f"at most {MAX_IMAGE_SIDE}: cost grows with its fourth power)")
 
 
 def run(args: argparse.Namespace) -> int:
@@ -35,8 +39,10 @@ def run(args: argparse.Namespace) -> int:
 
     if len(args.support) != len(args.support_mask):
         raise InputError(f"{len(args.support)} --support but {len(args.support_mask)} --support-mask; give one mask per support")
+    check_image_size(args.image_size)  # before the weights are fetched
     query = load_rgb(args.query, "query image")
-    predictor = Predictor(from_pretrained(args.weights, args.revision, hub_org=args.hub_org), device=args.device, precision=args.precision)
+    predictor = Predictor(from_pretrained(args.weights, args.revision, hub_org=args.hub_org), device=args.device,
+                          precision=args.precision, image_size=args.image_size)
     result = predictor.predict(query, args.support, args.support_mask, rule=args.rule)
     try:
         args.out.mkdir(parents=True, exist_ok=True)

@@ -14,21 +14,22 @@ import torch.nn.functional as F
 from torch import nn
 from torchvision import models
 
-Extractor = Callable[[nn.Module, torch.Tensor], list[torch.Tensor]]
+ConvBN = Callable[[nn.Conv2d, nn.BatchNorm2d, torch.Tensor], torch.Tensor]  # bn(conv(x)), see folding.py
+Extractor = Callable[[nn.Module, torch.Tensor, ConvBN], list[torch.Tensor]]
 
 
-def _resnet_features(net: nn.Module, x: torch.Tensor) -> list[torch.Tensor]:
+def _resnet_features(net: nn.Module, x: torch.Tensor, conv_bn: ConvBN) -> list[torch.Tensor]:
     """Every bottleneck of layer2..layer4, after the residual sum and before its ReLU."""
-    x = net.maxpool(net.relu(net.bn1(net.conv1(x))))
-    x = net.layer1(x)
+    x = net.maxpool(F.relu(conv_bn(net.conv1, net.bn1, x), inplace=True))
     feats = []
-    for layer in (net.layer2, net.layer3, net.layer4):
+    for layer in (net.layer1, net.layer2, net.layer3, net.layer4):
         for block in layer:
-            identity = x if block.downsample is None else block.downsample(x)
-            out = block.relu(block.bn1(block.conv1(x)))
-            out = block.relu(block.bn2(block.conv2(out)))
-            out = block.bn3(block.conv3(out)) + identity
-            feats.append(out)
+            identity = x if block.downsample is None else conv_bn(block.downsample[0], block.downsample[1], x)
+            out = F.relu(conv_bn(block.conv1, block.bn1, x), inplace=True)
+            out = F.relu(conv_bn(block.conv2, block.bn2, out), inplace=True)
+            out = conv_bn(block.conv3, block.bn3, out) + identity
+            if layer is not net.layer1:
+                feats.append(out)
             x = F.relu(out)
     return feats
 
@@ -36,8 +37,8 @@ def _resnet_features(net: nn.Module, x: torch.Tensor) -> list[torch.Tensor]:
 VGG_TAPS = (17, 19, 21, 24, 26, 28, 30)
 
 
-def _vgg_features(net: nn.Module, x: torch.Tensor) -> list[torch.Tensor]:
-    """conv4_1..conv5_3 before their ReLU, and the last max-pool."""
+def _vgg_features(net: nn.Module, x: torch.Tensor, conv_bn: ConvBN) -> list[torch.Tensor]:
+    """conv4_1..conv5_3 before their ReLU, and the last max-pool (VGG-16 has no BatchNorm: ``conv_bn`` is unused)."""
     feats = []
     for index, module in enumerate(net.features[: VGG_TAPS[-1] + 1]):
         x = F.relu(x) if isinstance(module, nn.ReLU) else module(x)
