@@ -9,12 +9,15 @@ model work lives in ``hsnet.predictor`` and the pictures in ``hsnet.visualize``.
 from __future__ import annotations
 
 import argparse
+import atexit
 import functools
 import json
 import logging
 import os
+import shutil
 import tempfile
 import threading
+import time
 from collections import OrderedDict
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
@@ -57,6 +60,8 @@ EXAMPLES_DIR = ROOT / "examples"
 WEIGHTS_ENV = "HSNET_WEIGHTS"
 MAX_SUPPORTS = 5
 MAX_UPLOAD = "20mb"
+MASK_DIR = Path(tempfile.mkdtemp(prefix="hsnet-masks-"))  # this process's downloadable masks, removed at exit
+MASK_FILE_LIFETIME_S = 600  # Gradio serves its own copy once the answer is sent
 DISPLAY_SIDE = 1024  # longest side of the result pictures sent to the browser
 THUMB_SIDE = 256  # longest side of each per-layer heatmap
 LEVELS = (4, 3, 2)  # pyramid levels, deepest first, as the model stacks them
@@ -353,8 +358,7 @@ def segment(query: str | None, weights: str, rule: str,
     small_mask = np.asarray(mask_image(prediction.mask).resize(display.size, Image.NEAREST)) > 0
     overlay = overlay_mask(display, small_mask)
     probability = heatmap_over(display, prediction.probability, alpha=0.75)
-    mask_path = Path(tempfile.mkdtemp(prefix="hsnet-mask-")) / f"{Path(query).stem}_mask.png"
-    mask_image(prediction.mask).save(mask_path)
+    mask_path = save_mask_file(prediction.mask, f"{Path(query).stem}_mask.png")
     shots = [(overlay_mask(fit(query_image, THUMB_SIDE * 2), _fit_mask(m, THUMB_SIDE * 2)),
               f"support {i}: {m.mean() * 100:.1f}% foreground")
              for i, m in enumerate(prediction.shot_masks, start=1)]
@@ -362,6 +366,24 @@ def segment(query: str | None, weights: str, rule: str,
     state = Exploration(weights, prediction, query_image, images, scale)
     return (overlay, probability, str(mask_path), summary(prediction, weights, rule),
             *level_galleries(prediction, query_image), shots, vote, state, None, [], banner(weights))
+
+
+def save_mask_file(mask: np.ndarray, name: str) -> Path:
+    """Write the full-size mask PNG for download under MASK_DIR, removing the ones older than MASK_FILE_LIFETIME_S."""
+    cutoff = time.time() - MASK_FILE_LIFETIME_S
+    for folder in MASK_DIR.iterdir():
+        try:
+            old = folder.stat().st_mtime < cutoff
+        except OSError:  # removed meanwhile by a concurrent answer
+            continue
+        if old:
+            shutil.rmtree(folder, ignore_errors=True)
+    path = Path(tempfile.mkdtemp(dir=MASK_DIR)) / name  # a folder per answer keeps the readable file name unique
+    mask_image(mask).save(path)
+    return path
+
+
+atexit.register(shutil.rmtree, MASK_DIR, ignore_errors=True)
 
 
 def _fit_mask(mask: np.ndarray, max_side: int) -> np.ndarray:

@@ -90,3 +90,19 @@ def test_bad_uploads_get_a_readable_message_and_the_app_keeps_serving(client: Cl
     good = segment(client, files["query"], editor(files["support"], files["layer"]))
     with Image.open(good[2]) as mask:
         assert mask.size == QUERY_SIZE
+
+
+def test_downloadable_masks_do_not_pile_up(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
+    import os
+    import time
+
+    import app
+
+    monkeypatch.setattr(app, "MASK_DIR", tmp_path)
+    first = app.save_mask_file(np.eye(5, 7, dtype=bool), "query_mask.png")
+    assert first.name == "query_mask.png" and Image.open(first).size == (7, 5)
+    expired = time.time() - app.MASK_FILE_LIFETIME_S - 1
+    os.utime(first.parent, (expired, expired))
+    second = app.save_mask_file(np.eye(5, 7, dtype=bool), "query_mask.png")
+    assert second.exists() and not first.parent.exists()
+    assert list(tmp_path.iterdir()) == [second.parent]
