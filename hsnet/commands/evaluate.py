@@ -58,7 +58,9 @@ def run(args: argparse.Namespace) -> int:
     from ..distributed import init_distributed, main_first, shutdown
     from ..evaluate import evaluate
     from ..hub import from_pretrained
+    from ..model import retain_freed_memory
 
+    retain_freed_memory()  # thousands of episodes: reuse their freed memory instead of faulting it in again
     ctx = init_distributed(args.device)
     try:
         dataset = main_first(lambda: build_dataset(

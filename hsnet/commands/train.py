@@ -34,7 +34,10 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 def run(args: argparse.Namespace) -> int:
     """Build the config from the flags and train."""
     from ..distributed import rank, shutdown
+    from ..model import retain_freed_memory
     from ..train import TrainConfig, train
+
+    retain_freed_memory()  # every step frees and reallocates the same large blocks
 
     fold = f"-fold{args.fold}" if args.benchmark != "fss" else ""
     config = TrainConfig(

@@ -14,8 +14,9 @@ fewer faults, but the kernel compacts memory to find huge pages, 2.6 s of
 kernel time in the 5-shot episode.)
 
 This changes how the whole process allocates (its resident memory stays at its
-peak), so it is opt-in: the CLI, the app and the benchmark call it at start.
-Threads other than the main one keep glibc's default for blocks over 64 MB.
+peak), so it is opt-in: ``hsnet evaluate``, ``hsnet train`` and the benchmark
+call it at start. The app does not: its work runs in worker threads, whose glibc
+arenas keep the default for blocks over 64 MB anyway.
 """
 from __future__ import annotations
 
