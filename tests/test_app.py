@@ -96,6 +96,7 @@ def test_downloadable_masks_do_not_pile_up(monkeypatch: pytest.MonkeyPatch, tmp_
     import os
     import time
 
+    monkeypatch.setattr(Image, "MAX_IMAGE_PIXELS", Image.MAX_IMAGE_PIXELS)  # importing app lowers it
     import app
 
     monkeypatch.setattr(app, "MASK_DIR", tmp_path)
@@ -106,3 +107,47 @@ def test_downloadable_masks_do_not_pile_up(monkeypatch: pytest.MonkeyPatch, tmp_
     second = app.save_mask_file(np.eye(5, 7, dtype=bool), "query_mask.png")
     assert second.exists() and not first.parent.exists()
     assert list(tmp_path.iterdir()) == [second.parent]
+
+
+ZEROGPU_RUN = """
+import pickle, sys, types
+import numpy as np
+from PIL import Image
+
+durations = []
+
+def GPU(duration=None):  # what ZeroGPU does: the call in another process, arguments and result pickled
+    def wrap(fn):
+        def in_worker(*args, **kwargs):
+            durations.append(duration)
+            args, kwargs = pickle.loads(pickle.dumps((args, kwargs)))
+            return pickle.loads(pickle.dumps(fn(*args, **kwargs)))
+        return in_worker
+    return wrap
+
+sys.modules["spaces"] = types.SimpleNamespace(GPU=GPU)
+import app
+
+rng = np.random.default_rng(0)
+query = Image.fromarray(rng.integers(0, 256, (90, 120, 3), dtype=np.uint8))
+support = Image.fromarray(rng.integers(0, 256, (80, 100, 3), dtype=np.uint8))
+mask = np.zeros((80, 100), bool)
+mask[20:60, 30:70] = True
+app.STORE.get(sys.argv[1])
+prediction = app.run_model(sys.argv[1], query, [support], [mask], "vote")
+assert durations == [120], durations
+assert prediction.mask.shape == (90, 120)
+assert all(x.device.type == "cpu" for x in prediction._query.levels + prediction._support.levels)
+print("zerogpu ok")
+"""
+
+
+def test_the_gpu_step_runs_the_way_zerogpu_calls_it(app_checkpoint: Path) -> None:  # noqa: F811
+    import os
+    import subprocess
+    import sys
+
+    env = {**os.environ, "HF_HUB_OFFLINE": "1", "PYTHONPATH": str(Path(__file__).resolve().parent.parent)}
+    done = subprocess.run([sys.executable, "-c", ZEROGPU_RUN, str(app_checkpoint)], capture_output=True, text=True,
+                          env=env, timeout=240)
+    assert done.returncode == 0 and "zerogpu ok" in done.stdout, done.stderr[-3000:]
