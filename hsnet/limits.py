@@ -3,8 +3,8 @@
 The 4D correlation and the first layers of the learner grow with the fourth power
 of the input side (the number of query positions times the number of support
 positions), the backbone with its square. Measured on a 2-core CPU with
-ResNet-50 (docs/performance.md, "Scaling"): a 1-shot episode takes about 0.7 s
-at 400x400 (the authors' size), 3.4 s at 640x640 and 10.1 s at 800x800, and the
+ResNet-50 (docs/performance.md, "Scaling"): a 1-shot episode takes about 0.8 s
+at 400x400 (the authors' size), 3.2 s at 640x640 and 11 s at 800x800, and the
 level-2 correlation alone needs 4 * (side/8)^4 floats per shot: 100 MB at 400,
 655 MB at 640, 1.6 GB at 800. A 640 cap keeps a 1-shot episode within a few
 seconds and a 5-shot episode within memory on a 16 GB CPU Space. Evaluation and
