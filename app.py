@@ -15,6 +15,8 @@ import json
 import logging
 import os
 import shutil
+import signal
+import sys
 import tempfile
 import threading
 import time
@@ -532,6 +534,7 @@ def main(argv: Sequence[str] | None = None) -> None:
     parser.add_argument("--port", type=int, default=None, help="port to serve on (default: $GRADIO_SERVER_PORT or 7860)")
     args = parser.parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s %(levelname)s %(message)s")
+    signal.signal(signal.SIGTERM, lambda *_: sys.exit(0))  # a stop (e.g. a Space restarting) runs the atexit cleanup
     STORE.preload(args.weights)
     demo = build_demo(args.weights, read_episodes())
     demo.queue(default_concurrency_limit=1, max_size=32)

@@ -36,6 +36,7 @@ class Served:
 
     url: str
     log: Path
+    tmp: Path  # the server's temporary directory (TMPDIR), so that tests can see what it leaves
 
     def log_text(self) -> str:
         return self.log.read_text(errors="replace") if self.log.exists() else ""
@@ -52,13 +53,15 @@ def free_port() -> int:
 def serve_app(weights: str | os.PathLike, log: Path) -> Iterator[Served]:
     """Run app.py with ``HSNET_WEIGHTS=weights`` until the block ends; fail with its log if it does not start."""
     port = free_port()
-    env = {**os.environ, "HSNET_WEIGHTS": str(weights), "GRADIO_SERVER_NAME": "127.0.0.1",
+    tmp = log.parent / f"{log.stem}-tmp"
+    tmp.mkdir(exist_ok=True)
+    env = {**os.environ, "HSNET_WEIGHTS": str(weights), "GRADIO_SERVER_NAME": "127.0.0.1", "TMPDIR": str(tmp),
            "GRADIO_ANALYTICS_ENABLED": "False", "HF_HUB_OFFLINE": "1", "PYTHONUNBUFFERED": "1"}
     url = f"http://127.0.0.1:{port}/"
     with log.open("w") as out:
         process = subprocess.Popen([sys.executable, str(ROOT / "app.py"), "--port", str(port)], cwd=ROOT, env=env,
                                    stdout=out, stderr=subprocess.STDOUT)
-    served = Served(url, log)
+    served = Served(url, log, tmp)
     try:
         deadline = time.monotonic() + START_TIMEOUT
         while True:

@@ -9,7 +9,7 @@ from gradio_client import Client, handle_file
 from gradio_client.exceptions import AppError
 from PIL import Image
 
-from app_fixtures import Served, app_checkpoint, app_server  # noqa: F401  (fixtures)
+from app_fixtures import Served, app_checkpoint, app_server, serve_app  # noqa: F401  (fixtures)
 
 pytestmark = pytest.mark.timeout(300)
 
@@ -151,3 +151,12 @@ def test_the_gpu_step_runs_the_way_zerogpu_calls_it(app_checkpoint: Path) -> Non
     done = subprocess.run([sys.executable, "-c", ZEROGPU_RUN, str(app_checkpoint)], capture_output=True, text=True,
                           env=env, timeout=240)
     assert done.returncode == 0 and "zerogpu ok" in done.stdout, done.stderr[-3000:]
+
+
+def test_a_stopped_app_leaves_no_mask_files(app_checkpoint: Path, files: dict, tmp_path: Path) -> None:  # noqa: F811
+    with serve_app(app_checkpoint, tmp_path / "app.log") as served:
+        client = Client(served.url, verbose=False)
+        client.weights = str(app_checkpoint)
+        segment(client, files["query"], editor(files["support"], files["layer"]))
+        assert list(served.tmp.glob("hsnet-masks-*/*/*_mask.png")), "the mask was not written where expected"
+    assert not list(served.tmp.glob("hsnet-masks-*")), served.log_text()[-2000:]
