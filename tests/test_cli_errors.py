@@ -7,6 +7,7 @@ check what a shell sees: the exit status and a stderr free of warnings and trace
 from __future__ import annotations
 
 import os
+import pickle
 import subprocess
 import sys
 from dataclasses import dataclass
@@ -21,7 +22,7 @@ from crafted_files import png_claiming
 from hsnet.cli import main
 
 ROOT = Path(__file__).resolve().parent.parent
-SUBPROCESS_CASES = ("missing query", "empty mask")
+SUBPROCESS_CASES = ("missing query", "empty mask", "pickled code as weights")
 
 
 @dataclass
@@ -46,6 +47,14 @@ def write_files(folder: Path, resnet50) -> None:
     save_file({k: v.contiguous() for k, v in resnet50.state_dict().items()}, str(folder / "model.safetensors"))
     data = (folder / "model.safetensors").read_bytes()
     (folder / "cut.safetensors").write_bytes(data[: len(data) // 3])
+    (folder / "code.pt").write_bytes(pickle.dumps(RunsCode(), protocol=4))  # protocol 4: torch warns about it
+
+
+class RunsCode:
+    """Unpickling this makes a folder ``pickle-ran``: proof that code ran."""
+
+    def __reduce__(self):
+        return os.mkdir, ("pickle-ran",)
 
 
 GOOD = ["--query", "query.png", "--support", "support.png", "--support-mask", "mask.png"]
@@ -64,6 +73,7 @@ CASES = {
     "more supports than masks": ([*GOOD, "--support", "support.png", *WEIGHTS], "2 --support but 1 --support-mask"),
     "missing weights": ([*GOOD, "--weights", "nowhere/model.safetensors"], "unknown weights"),
     "damaged weights": ([*GOOD, "--weights", "cut.safetensors"], "cut.safetensors is damaged"),
+    "pickled code as weights": ([*GOOD, "--weights", "code.pt"], "refused without running them"),
     "image size above the cap": ([*GOOD, *WEIGHTS, "--image-size", "1024"], "image size 1024 is above the 640-pixel cap"),
     "folder as support": (["--query", "query.png", "--support", ".", "--support-mask", "mask.png", *WEIGHTS],
                           "support image 1 . is a folder"),
@@ -110,9 +120,11 @@ def test_bad_input_exits_2_with_one_line(folder: Path, monkeypatch, capsys, case
     code = main(command(case))
     captured = capsys.readouterr()
     assert_one_line_error(Run(code, captured.out, captured.err), case)
+    assert not (folder / "pickle-ran").exists()
 
 
 @pytest.mark.parametrize("case", SUBPROCESS_CASES)
-def test_bad_input_exits_2_with_one_line_from_the_shell(processes: dict[str, Run], case: str) -> None:
+def test_bad_input_exits_2_with_one_line_from_the_shell(processes: dict[str, Run], folder: Path, case: str) -> None:
     assert_one_line_error(processes[case], case)
+    assert not (folder / "pickle-ran").exists()
 
