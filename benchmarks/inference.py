@@ -179,24 +179,24 @@ def run_setting(setting: Setting, repeats: int, warmup: int, max_seconds: float)
     else:
         raise ValueError(f"unknown case {setting.case!r}")
 
-    warm = []
-    for _ in range(warmup):
-        start = time.perf_counter()
-        call()
-        sync()
-        warm.append(time.perf_counter() - start)
+    def timed(calls: int) -> list[float]:
+        """Seconds of each of ``calls`` calls, waiting for the device to finish each."""
+        out = []
+        for _ in range(calls):
+            start = time.perf_counter()
+            call()
+            sync()
+            out.append(time.perf_counter() - start)
+        return out
+
+    warm = timed(warmup)
     n = max(3, min(repeats, int(max_seconds / max(warm[-1], 1e-6))))
     rss_before = _status_kib("VmRSS")
     peak_reset = _reset_peak_rss()
     if device.type == "cuda":
         torch.cuda.reset_peak_memory_stats(device)
     busy0, total0, own0 = *_cpu_busy(), _own_cpu_seconds()
-    times = []
-    for _ in range(n):
-        start = time.perf_counter()
-        call()
-        sync()
-        times.append(time.perf_counter() - start)
+    times = timed(n)
     busy1, total1, own1 = *_cpu_busy(), _own_cpu_seconds()
     ticks = os.sysconf("SC_CLK_TCK")
     others = max(0.0, (busy1 - busy0) - (own1 - own0) * ticks) / max(1.0, total1 - total0)
