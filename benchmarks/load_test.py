@@ -118,24 +118,23 @@ class Server:
 
 
 @contextmanager
-def app_server(weights: Path, image_size: int, workdir: Path) -> Iterator[Server]:
-    """app.py on a free 127.0.0.1 port with ``HSNET_WEIGHTS=weights``, stopped when the block ends."""
-    port = free_port()
-    env = {**os.environ, "HSNET_WEIGHTS": str(weights), "GRADIO_SERVER_NAME": "127.0.0.1", "HF_HUB_OFFLINE": "1",
-           "GRADIO_ANALYTICS_ENABLED": "False", "GRADIO_TEMP_DIR": str(workdir / "server-files"),
-           "PYTHONUNBUFFERED": "1"}
-    command = [sys.executable, __file__, "serve", "--port", str(port), "--image-size", str(image_size)]
-    log = workdir / "app.log"
+def running_server(command: list[str], env: dict[str, str], log: Path, url: str,
+                   timeout: float = START_TIMEOUT) -> Iterator[subprocess.Popen]:
+    """Run ``command`` (output to ``log``) until ``url`` answers, yield it, and stop it when the block ends.
+
+    Raises RuntimeError with the log's end when the process exits or does not answer within ``timeout`` s.
+    """
     with log.open("w") as out:
         process = subprocess.Popen(command, cwd=ROOT, env=env, stdout=out, stderr=subprocess.STDOUT)
-    url = f"http://127.0.0.1:{port}/"
     try:
-        deadline = time.monotonic() + START_TIMEOUT
+        deadline = time.monotonic() + timeout
         while not _answers(url):
             if process.poll() is not None or time.monotonic() > deadline:
-                raise RuntimeError(f"app.py did not start on {url}:\n{log.read_text(errors='replace')[-3000:]}")
+                why = f"exited with status {process.returncode}" if process.returncode is not None else \
+                    f"did not answer within {timeout:.0f} s"
+                raise RuntimeError(f"{Path(command[1]).name} {why} on {url}:\n{log.read_text(errors='replace')[-3000:]}")
             time.sleep(0.5)
-        yield Server(url, process.pid, log)
+        yield process
     finally:
         process.terminate()
         try:
@@ -143,6 +142,19 @@ def app_server(weights: Path, image_size: int, workdir: Path) -> Iterator[Server
         except subprocess.TimeoutExpired:
             process.kill()
             process.wait()
+
+
+@contextmanager
+def app_server(weights: Path, image_size: int, workdir: Path) -> Iterator[Server]:
+    """app.py on a free 127.0.0.1 port with ``HSNET_WEIGHTS=weights``, stopped when the block ends."""
+    port = free_port()
+    env = {**os.environ, "HSNET_WEIGHTS": str(weights), "GRADIO_SERVER_NAME": "127.0.0.1", "HF_HUB_OFFLINE": "1",
+           "GRADIO_ANALYTICS_ENABLED": "False", "GRADIO_TEMP_DIR": str(workdir / "server-files"),
+           "PYTHONUNBUFFERED": "1"}
+    command = [sys.executable, __file__, "serve", "--port", str(port), "--image-size", str(image_size)]
+    url, log = f"http://127.0.0.1:{port}/", workdir / "app.log"
+    with running_server(command, env, log, url) as process:
+        yield Server(url, process.pid, log)
 
 
 def _answers(url: str) -> bool:

@@ -9,24 +9,18 @@ test, so nothing is downloaded.
 from __future__ import annotations
 
 import os
-import socket
-import subprocess
 import sys
-import time
-import urllib.error
-import urllib.request
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
-import torch
-
-import hsnet
-from hsnet.hub import save_pretrained
 
 ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT / "benchmarks"))
+import load_test  # noqa: E402  (a script folder, not a package: its server launcher and test checkpoint)
+
 START_TIMEOUT = 120.0
 
 
@@ -42,55 +36,24 @@ class Served:
         return self.log.read_text(errors="replace") if self.log.exists() else ""
 
 
-def free_port() -> int:
-    """A TCP port on 127.0.0.1 that nothing listens on right now."""
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
-
-
 @contextmanager
 def serve_app(weights: str | os.PathLike, log: Path) -> Iterator[Served]:
-    """Run app.py with ``HSNET_WEIGHTS=weights`` until the block ends; fail with its log if it does not start."""
-    port = free_port()
+    """Run app.py with ``HSNET_WEIGHTS=weights`` until the block ends (RuntimeError with its log if it does not start)."""
+    port = load_test.free_port()
     tmp = log.parent / f"{log.stem}-tmp"
     tmp.mkdir(exist_ok=True)
     env = {**os.environ, "HSNET_WEIGHTS": str(weights), "GRADIO_SERVER_NAME": "127.0.0.1", "TMPDIR": str(tmp),
            "GRADIO_ANALYTICS_ENABLED": "False", "HF_HUB_OFFLINE": "1", "PYTHONUNBUFFERED": "1"}
     url = f"http://127.0.0.1:{port}/"
-    with log.open("w") as out:
-        process = subprocess.Popen([sys.executable, str(ROOT / "app.py"), "--port", str(port)], cwd=ROOT, env=env,
-                                   stdout=out, stderr=subprocess.STDOUT)
-    served = Served(url, log, tmp)
-    try:
-        deadline = time.monotonic() + START_TIMEOUT
-        while True:
-            if process.poll() is not None:
-                pytest.fail(f"app.py exited with status {process.returncode}:\n{served.log_text()[-3000:]}")
-            try:
-                with urllib.request.urlopen(url, timeout=5) as response:
-                    if response.status == 200:
-                        break
-            except (urllib.error.URLError, ConnectionError, TimeoutError):
-                pass
-            if time.monotonic() > deadline:
-                pytest.fail(f"app.py did not answer on {url} within {START_TIMEOUT:.0f} s:\n{served.log_text()[-3000:]}")
-            time.sleep(0.5)
-        yield served
-    finally:
-        process.terminate()
-        try:
-            process.wait(timeout=20)
-        except subprocess.TimeoutExpired:
-            process.kill()
-            process.wait()
+    command = [sys.executable, str(ROOT / "app.py"), "--port", str(port)]
+    with load_test.running_server(command, env, log, url, timeout=START_TIMEOUT):
+        yield Served(url, log, tmp)
 
 
 @pytest.fixture(scope="session")
 def app_checkpoint(tmp_path_factory: pytest.TempPathFactory) -> Path:
     """A ResNet-50 HSNet with seeded random weights, saved as a Hub folder (its masks are arbitrary)."""
-    torch.manual_seed(0)
-    return save_pretrained(hsnet.build_model("resnet50"), tmp_path_factory.mktemp("app") / "checkpoint")
+    return load_test.make_checkpoint(tmp_path_factory.mktemp("app"))
 
 
 @pytest.fixture(scope="session")

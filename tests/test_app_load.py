@@ -8,7 +8,6 @@ app goes on answering. No timings are asserted here; the benchmark measures them
 """
 from __future__ import annotations
 
-import sys
 from pathlib import Path
 
 import httpx
@@ -16,11 +15,8 @@ import pytest
 from gradio_client.exceptions import AppError
 from PIL import Image
 
-from app_fixtures import ROOT, app_checkpoint  # noqa: F401  (fixture)
+from app_fixtures import app_checkpoint, load_test  # noqa: F401  (fixture)
 from crafted_files import png_claiming
-
-sys.path.insert(0, str(ROOT / "benchmarks"))
-import load_test  # noqa: E402  (a script folder, not a package)
 
 pytestmark = pytest.mark.timeout(300)
 
