@@ -18,15 +18,14 @@ MAX_IMAGE_SIDE = 640
 DEFAULT_IMAGE_SIDE = 400  # the authors' training and evaluation size
 
 
-def check_image_size(size: int | tuple[int, int]) -> None:
-    """Raise InputError unless ``size`` (a side, or (height, width)) is a model input side hsnet accepts."""
-    sides = (size, size) if isinstance(size, int) else tuple(size)
-    if len(sides) != 2 or not all(isinstance(s, int) and not isinstance(s, bool) for s in sides):
-        raise InputError(f"image size {size!r} is not a side or a (height, width) pair of integers")
-    if min(sides) < 1:
-        raise InputError(f"image size {size!r} must be positive; the authors use {DEFAULT_IMAGE_SIDE}")
-    if max(sides) > MAX_IMAGE_SIDE:
+def check_image_size(size: int) -> None:
+    """Raise InputError unless ``size`` is a square side the Predictor accepts."""
+    if not isinstance(size, int) or isinstance(size, bool):
+        raise InputError(f"image size {size!r} is not an integer side")
+    if size < 1:
+        raise InputError(f"image size {size} must be positive; the authors use {DEFAULT_IMAGE_SIDE}")
+    if size > MAX_IMAGE_SIDE:
         raise InputError(
-            f"image size {max(sides)} is above the {MAX_IMAGE_SIDE}-pixel cap: cost grows with the fourth power "
+            f"image size {size} is above the {MAX_IMAGE_SIDE}-pixel cap: cost grows with the fourth power "
             f"of the side; use at most {MAX_IMAGE_SIDE} (the authors use {DEFAULT_IMAGE_SIDE})"
         )

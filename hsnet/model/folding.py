@@ -26,8 +26,9 @@ def _unchanged(held: _Sources, current: tuple[torch.Tensor, ...]) -> bool:
 
 
 class ConvBNFolder:
-    """Calls ``bn(conv(x))`` (a convolution without bias, as in ResNets) as one folded convolution, keeping each pair's folded weight until a source changes.
+    """Calls ``bn(conv(x))`` (a convolution without bias, as in ResNets) as one folded convolution.
 
+    Each pair's folded weight is kept until one of its sources changes.
     A source changes when weights are loaded (an in-place copy bumps the tensor's
     version) or the model moves to another device or dtype (new storage). Parameters
     created in inference mode keep no version, so their pairs run unfolded.
