@@ -223,7 +223,8 @@ class Predictor:
                      rule: str = "vote") -> Iterator[Prediction]:
         """Segment every query against one ``SupportSet``, ``batch_size`` queries per backbone batch; yields one
         Prediction per query in input order. A query that cannot be decoded raises InputError after the results
-        of the queries before it."""
+        of the queries before it. Each Prediction keeps its query's features (for ``point_correlation``): keep
+        only the results you need."""
         self._check_rule(rule)
         if not isinstance(supports, SupportSet):
             raise InputError("predict_many takes a SupportSet; make one with predictor.set_supports(images, masks)")
@@ -284,10 +285,13 @@ class Predictor:
         for i, image in enumerate(images):
             layer_maps = [LayerMap(name, level, values[i, j])
                           for values, (level, names) in zip(maps, self._levels()) for j, name in enumerate(names)]
+            features = query.select(slice(i, i + 1))
+            if batch > 1:  # a copy of its own, so that a kept result does not hold the whole batch
+                features = FeaturePyramid([x.clone() for x in features.levels])
             results.append(Prediction(
-                mask=resized(scores[i], image.size) >= 0.5, shot_probabilities=probabilities[i], layer_maps=layer_maps,
-                timings={}, device=str(self.device), support_cache_hit=not fresh_supports,
-                query_features=QueryFeatures(query.select(slice(i, i + 1)), image.size), supports=supports,
+                mask=resized(scores[i], image.size) >= 0.5, shot_probabilities=probabilities[i].copy(),
+                layer_maps=layer_maps, timings={}, device=str(self.device), support_cache_hit=not fresh_supports,
+                query_features=QueryFeatures(features, image.size), supports=supports,
             ))
         watch.lap("postprocess")
         for result in results:
