@@ -102,9 +102,10 @@ def _recording(sizes: list, interpolate, x: torch.Tensor, *args, **kwargs) -> to
 
 
 PEAK_SCRIPT = """
-import resource, sys
+import resource
 import numpy as np
 import torch
+from PIL import Image
 import hsnet
 
 torch.manual_seed(0)
