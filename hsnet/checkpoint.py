@@ -167,6 +167,10 @@ def read_state_dict(path: str | os.PathLike) -> dict[str, torch.Tensor]:
     check_weights_file(path, where)
     if path.stat().st_size > MAX_CHECKPOINT_BYTES:
         raise _too_large(where, path.stat().st_size)
+    with path.open("rb") as f:
+        if f.read(512).lstrip().lower().startswith((b"<!doctype html", b"<html")):
+            raise CheckpointError(f"{where} is a web page, not a checkpoint (what a refused or redirected download "
+                                  "gives); download the file again, in a browser if need be")
     try:
         if path.suffix == ".safetensors":
             _check_safetensors_declarations(path, where)

@@ -39,7 +39,7 @@ class DriveFile:
 
 def _by_hand(folder: DriveFolder) -> str:
     """The way around any Drive problem: fetch the file in a browser and give its path."""
-    return f"or download best_model.pt by hand from {folder.url} and pass --weights PATH/TO/best_model.pt"
+    return f"or else download best_model.pt by hand from {folder.url} and pass --weights PATH/TO/best_model.pt"
 
 
 def _refusal(exc: BaseException, what: str, folder: DriveFolder) -> HubError:
@@ -48,12 +48,15 @@ def _refusal(exc: BaseException, what: str, folder: DriveFolder) -> HubError:
     if isinstance(exc, requests.ConnectionError | requests.Timeout):
         return HubError(f"could not reach Google Drive to {what} ({describe(exc)}); check the connection and try "
                         f"again, {_by_hand(folder)}")
-    if "too many users" in text or "many accesses" in text or "quota" in text:
+    if "many accesses" in text:  # gdown's words for a folder page refused with 403: quota or sharing
+        return HubError(f"Google Drive refused to {what} (too many users fetched it recently, or it is no longer "
+                        f"shared); wait a few hours and try again, {_by_hand(folder)}")
+    if "too many users" in text or "quota" in text:
         return HubError(f"Google Drive refuses to {what} for now (too many users fetched it recently); wait a few "
                         f"hours and try again, {_by_hand(folder)}")
-    if "permission" in text or "status code 403" in text or "status code 404" in text or "401" in text:
-        return HubError(f"Google Drive refused access when asked to {what} (the folder may have moved or become "
-                        f"private: {one_line(str(exc), 100)}); check {folder.url} in a browser, {_by_hand(folder)}")
+    if "permission" in text or "status code" in text or "public link" in text:
+        return HubError(f"Google Drive refused access when asked to {what} (it may have moved or no longer be "
+                        f"shared); {_by_hand(folder)}")
     if "page structure" in text or "parse" in text:
         return HubError(f"Google Drive's page changed and gdown could not read it to {what}; update gdown "
                         f"(pip install -U gdown), {_by_hand(folder)}")
