@@ -56,9 +56,13 @@ def check_weights_file(path: Path, where: str) -> None:
                               "give the path of a best_model.pt or .safetensors file")
 
 
+def _size(count: int) -> str:
+    return f"{count / 1e9:.1f} GB" if count >= 1e9 else f"{count / 1e6:.0f} MB"
+
+
 def _too_large(where: str, declared: int) -> CheckpointError:
-    return CheckpointError(f"{where} declares {declared / 1e9:.1f} GB of tensors, more than any HSNet checkpoint "
-                           f"(at most {MAX_CHECKPOINT_BYTES / 1e9:.1f} GB); refused before loading it: "
+    return CheckpointError(f"{where} declares {_size(declared)} of tensors, more than any HSNet checkpoint "
+                           f"(at most {_size(MAX_CHECKPOINT_BYTES)}); refused before loading it: "
                            "use the authors' best_model.pt or a file hsnet saved")
 
 
