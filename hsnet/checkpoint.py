@@ -26,6 +26,7 @@ from safetensors.torch import load_file
 
 from .errors import CheckpointError, describe, one_line
 from .model import HSNet
+from .model.backbone import detect_backbone
 
 # The ImageNet classifier head is in the authors' files but never used by HSNet.
 UNUSED_PREFIXES = ("backbone.fc.", "backbone.classifier.")
@@ -67,7 +68,15 @@ def _too_large(where: str, declared: int) -> CheckpointError:
 
 
 class _Declared:
-    """What the pickle of a ``torch.save`` zip says a tensor or storage is, without any of its bytes."""
+    """What the pickle of a ``torch.save`` zip says a tensor (or storage) is: its shape, without any of its bytes."""
+
+    def __init__(self, shape: Any = ()):
+        self.shape = tuple(shape) if isinstance(shape, (tuple, list)) else ()
+
+
+def _declared_tensor(storage: Any = None, offset: Any = 0, shape: Any = (), *args: Any, **kwargs: Any) -> Any:
+    """Stand-in for torch's tensor rebuilders: keeps the declared shape (a parameter's rebuilder passes the tensor)."""
+    return storage if isinstance(storage, _Declared) and not shape else _Declared(shape)
 
 
 class _StorageType:
@@ -94,7 +103,7 @@ class _StructureScanner(pickle.Unpickler):
         if module == "torch" and name.endswith("Storage"):
             return _StorageType(name)
         if module == "torch._utils" and name.startswith(("_rebuild_tensor", "_rebuild_parameter")):
-            return lambda *args, **kwargs: _Declared()
+            return _declared_tensor
         raise pickle.UnpicklingError(f"{module}.{name}")
 
     def persistent_load(self, pid: Any) -> Any:
@@ -128,27 +137,28 @@ def _check_zip_declarations(path: Path, where: str) -> None:
         raise _too_large(where, storages)
     if isinstance(structure, Mapping) and structure and all(isinstance(k, str) for k in structure) \
             and all(isinstance(v, _Declared) for v in structure.values()):
-        _check_key_names(list(structure), where)
+        _check_key_names({key: value.shape for key, value in structure.items()}, where)
 
 
 def _check_safetensors_declarations(path: Path, where: str) -> None:
     """Refuse a ``.safetensors`` file whose header declares too many bytes or keys of another model."""
     try:
         with safe_open(str(path), "pt") as f:
-            keys = list(f.keys())
+            shapes = {}
             declared = 0
-            for key in keys:
+            for key in f.keys():
                 piece = f.get_slice(key)
+                shapes[key] = tuple(piece.get_shape())
                 count = 1
-                for side in piece.get_shape():
+                for side in shapes[key]:
                     count *= side
                 declared += count * _dtype_size(piece.get_dtype())
     except Exception:  # noqa: BLE001 - load_file below reports damage in its own words
         return
     if declared > MAX_CHECKPOINT_BYTES:
         raise _too_large(where, declared)
-    if keys:
-        _check_key_names(keys, where)
+    if shapes:
+        _check_key_names(shapes, where)
 
 
 def _dtype_size(name: str) -> int:
@@ -157,9 +167,9 @@ def _dtype_size(name: str) -> int:
     return max(1, int(digits) // 8) if digits else 1
 
 
-def _check_key_names(keys: list[str], where: str) -> None:
-    """Refuse a state dict whose key names are not HSNet's before any of its tensors is read."""
-    if infer_backbone(dict.fromkeys(keys)) is None:
+def _check_key_names(shapes: Mapping[str, tuple[int, ...]], where: str) -> None:
+    """Refuse a state dict whose key names and shapes are not HSNet's before any of its tensors is read."""
+    if infer_backbone(shapes) is None:
         raise CheckpointError(f"{where} is not an HSNet checkpoint (no backbone./hpn_learner. parameters of a known "
                               "backbone); give the authors' best_model.pt or a checkpoint hsnet saved")
 
@@ -201,18 +211,12 @@ def read_state_dict(path: str | os.PathLike) -> dict[str, torch.Tensor]:
     return dict(state)
 
 
-def infer_backbone(state: StateDict) -> str | None:
-    """The backbone a state dict was trained with, from its key names; None if it is not HSNet's."""
-    keys = [k.removeprefix("module.") for k in state]
-    if not any(k.startswith("hpn_learner.") for k in keys):
+def infer_backbone(state: Mapping[str, Any]) -> str | None:
+    """The backbone of an HSNet state dict (tensors, or their shapes), from its parameter names and shapes;
+    None when it is not HSNet's or matches no single known backbone."""
+    if not any(k.removeprefix("module.").startswith("hpn_learner.") for k in state):
         return None
-    if any(k.startswith("backbone.features.") for k in keys):
-        return "vgg16"
-    if any(k.startswith("backbone.layer3.22.") for k in keys):
-        return "resnet101"
-    if any(k.startswith("backbone.layer3.5.") for k in keys):
-        return "resnet50"
-    return None
+    return detect_backbone({k: tuple(getattr(v, "shape", v)) for k, v in state.items()})
 
 
 def normalize_state_dict(state: StateDict) -> dict[str, torch.Tensor]:

@@ -186,6 +186,11 @@ def test_the_variant_without_support_masking_loads_with_mask_support_off(drive: 
     drive.add(NOMASK.url, {f"res101_pas_nomask/fold{f}/best_model.pt": best for f in range(4)})
     loaded = hsnet.from_pretrained("pascal-resnet101-fold2-nomask")
     assert loaded.mask_support is False and loaded.image_size == 400
+    masking = hsnet.load_weights(hsnet.build_model("resnet101"), loaded.state_dict()).eval()
+    torch.manual_seed(0)
+    query, support, mask = torch.randn(1, 3, 64, 64), torch.randn(1, 3, 64, 64), torch.zeros(1, 64, 64)
+    with torch.no_grad():  # the same weights, with and without the masking of the support features
+        assert not torch.allclose(loaded(query, support, mask), masking(query, support, mask))
     config = json.loads((cache.weights_folder("pascal-resnet101-fold2-nomask") / "config.json").read_text())
     assert config["mask_support"] is False
     assert drive.calls[-1] == ("download", FakeDrive.file_id(NOMASK.id, "res101_pas_nomask/fold2/best_model.pt"))

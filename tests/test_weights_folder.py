@@ -7,7 +7,6 @@ from pathlib import Path
 import pytest
 
 import hsnet
-from hsnet.weights.folder import build
 
 
 @pytest.fixture(scope="module")
@@ -40,7 +39,7 @@ def test_older_folders_without_the_fields_get_the_authors_defaults(folder: Path,
 
 
 def test_save_pretrained_keeps_the_models_own_settings(resnet50: hsnet.HSNet, tmp_path: Path) -> None:
-    model = build("resnet50", mask_support=False, image_size=480)
+    model = hsnet.build_model("resnet50", mask_support=False, image_size=480)
     model.load_state_dict(resnet50.state_dict())
     config = json.loads((hsnet.save_pretrained(model, tmp_path) / "config.json").read_text())
     assert (config["image_size"], config["mask_support"]) == (480, False)

@@ -17,8 +17,8 @@ from safetensors.torch import save_file
 
 from ..checkpoint import infer_backbone, load_weights, normalize_state_dict, read_state_dict
 from ..errors import CheckpointError, InputError, one_line
-from ..limits import DEFAULT_IMAGE_SIDE, MAX_IMAGE_SIDE
-from ..model import BACKBONES, HSNet
+from ..limits import DEFAULT_IMAGE_SIDE, MAX_IMAGE_SIDE, MIN_IMAGE_SIDE
+from ..model import BACKBONES, HSNet, build_model
 from ..model_card import render_model_card
 from .registry import BENCHMARKS, registry_entry_for
 
@@ -26,15 +26,6 @@ WEIGHTS_NAME = "model.safetensors"
 CONFIG_NAME = "config.json"
 CARD_NAME = "README.md"
 AUTHORS_CHECKPOINT_NAME = "best_model.pt"
-MIN_IMAGE_SIDE = 32  # the backbone's deepest stride
-
-
-def build(backbone: str, *, mask_support: bool = True, image_size: int = DEFAULT_IMAGE_SIDE) -> HSNet:
-    """An HSNet of ``backbone`` that masks its supports or not, meant for ``image_size`` inputs."""
-    model = HSNet(backbone)
-    model.mask_support = mask_support
-    model.image_size = image_size
-    return model
 
 
 def save_pretrained(model: HSNet, directory: str | os.PathLike, *, benchmark: str | None = None,
@@ -108,7 +99,7 @@ def load_state(state: Mapping[str, torch.Tensor], config: dict | None, where: st
         raise CheckpointError(f"{where} is not an HSNet checkpoint (no backbone./hpn_learner. parameters of a known "
                               "backbone)")
     options = {"mask_support": config["mask_support"], "image_size": config["image_size"]} if config else {}
-    return load_weights(build(backbone, **options), state).eval()
+    return load_weights(build_model(backbone, **options), state).eval()
 
 
 def load_folder(folder: Path, where: str) -> HSNet:
@@ -136,7 +127,7 @@ def convert_checkpoint(checkpoint: str | os.PathLike, out: str | os.PathLike, *,
     if found is not None and found != backbone:
         raise CheckpointError(f"checkpoint {one_line(str(checkpoint))} holds a {found} model, not {backbone}; "
                               f"pass --backbone {found}")
-    model = load_weights(build(backbone, mask_support=mask_support), state)
+    model = load_weights(build_model(backbone, mask_support=mask_support), state)
     entry = registry_entry_for(backbone, benchmark, fold, mask_support)
     metrics = None
     if entry is not None:
