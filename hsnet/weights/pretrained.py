@@ -64,9 +64,8 @@ def _from_drive(entry: WeightsEntry, progress: drive.Progress | None) -> Path:
     return cache.store(entry.name, write)
 
 
-def _from_hub(repo_id: str, revision: str | None, force_download: bool, advice: str) -> HSNet:
-    """Load a Hub repository's snapshot; a snapshot that does not load is removed from the cache."""
-    snapshot = hub.download(repo_id, revision, force_download=force_download, advice=advice)
+def _load_snapshot(snapshot: Path, repo_id: str) -> HSNet:
+    """Load a Hub snapshot; one that does not load is removed from the huggingface_hub cache."""
     try:
         return load_folder(snapshot, f"{repo_id} ({snapshot})")
     except CheckpointError as exc:
@@ -92,23 +91,27 @@ def _check_revision(entry: WeightsEntry, revision: str | None) -> None:
                          f"leave the revision out, or set {HUB_ORG_ENV} / --hub-org")
 
 
+def _fetch(name: str, revision: str | None, hub_org: str | None, force_download: bool,
+           progress: drive.Progress | None) -> tuple[Path, str | None]:
+    """(checked folder, Hub repo id or None for hsnet's cache) of a registry name or a repo id, fetched if needed."""
+    entries = registry()
+    if name in entries:
+        entry = entries[name]
+        pinned = entry.hub_repo(hub_org)
+        if pinned is not None and (cache.cached(name) is None or force_download or revision is not None):
+            return hub.download(pinned[0], revision or pinned[1], force_download=force_download,
+                                advice=_publish_advice(entry, pinned[0])), pinned[0]
+        _check_revision(entry, revision)
+        return _registry_folder(entry, force_download, progress), None
+    if hub.REPO_ID.match(name) and not name.endswith((".pt", ".pth", ".safetensors")):
+        return hub.download(name, revision, force_download=force_download), name
+    raise unknown_name(name)
+
+
 def download(name_or_repo_id: str, revision: str | None = None, *, hub_org: str | None = None,
              force_download: bool = False, progress: drive.Progress | None = None) -> Path:
     """Fetch a registry name or Hub repo id into the cache (hsnet's, or the Hub's); returns the checked folder."""
-    entries = registry()
-    if name_or_repo_id in entries:
-        entry = entries[name_or_repo_id]
-        if cache.cached(entry.name) is not None and not force_download:
-            return cache.verified(entry.name, WEIGHTS_NAME)
-        pinned = entry.hub_repo(hub_org)
-        if pinned is not None:
-            return hub.download(pinned[0], revision or pinned[1], force_download=force_download,
-                                advice=_publish_advice(entry, pinned[0]))
-        _check_revision(entry, revision)
-        return _registry_folder(entry, force_download, progress)
-    if hub.REPO_ID.match(name_or_repo_id):
-        return hub.download(name_or_repo_id, revision, force_download=force_download)
-    raise unknown_name(name_or_repo_id)
+    return _fetch(name_or_repo_id, revision, hub_org, force_download, progress)[0]
 
 
 def status(name: str, hub_org: str | None = None) -> WeightsStatus:
@@ -168,16 +171,9 @@ def from_pretrained(name_or_path: str | os.PathLike, revision: str | None = None
         raise WeightsNotFoundError(f"no weights given ({one_line(repr(text), 40)}); give a registry name such as "
                                    "pascal-resnet50-fold0 (see `hsnet weights`), a Hub repo id or a checkpoint file")
     local = _local_path(text)
-    entries = registry()
     if local is not None:
         model = _load_local(local)
-    elif text in entries and (pinned := entries[text].hub_repo(hub_org)) and cache.cached(text) is None:
-        model = _from_hub(pinned[0], revision or pinned[1], force_download, _publish_advice(entries[text], pinned[0]))
-    elif text in entries:
-        _check_revision(entries[text], revision)
-        model = load_folder(_registry_folder(entries[text], force_download, progress), f"{text} (hsnet's cache)")
-    elif hub.REPO_ID.match(text) and not text.endswith((".pt", ".pth", ".safetensors")):
-        model = _from_hub(text, revision, force_download, "check the repo id")
     else:
-        raise unknown_name(text)
+        folder, repo_id = _fetch(text, revision, hub_org, force_download, progress)
+        model = _load_snapshot(folder, repo_id) if repo_id else load_folder(folder, f"{text} (hsnet's cache)")
     return model.to(device) if device is not None else model
