@@ -20,7 +20,7 @@ from ..errors import CheckpointError, InputError, one_line
 from ..limits import DEFAULT_IMAGE_SIDE, MAX_IMAGE_SIDE, MIN_IMAGE_SIDE
 from ..model import BACKBONES, HSNet, build_model
 from ..model_card import render_model_card
-from .registry import BENCHMARKS, registry_entry_for
+from .catalog import BENCHMARKS, registry_entry_for
 
 WEIGHTS_NAME = "model.safetensors"
 CONFIG_NAME = "config.json"

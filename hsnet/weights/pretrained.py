@@ -22,7 +22,7 @@ from ..errors import CheckpointError, InputError, WeightsNotFoundError, one_line
 from ..model import HSNet
 from . import cache, drive, hub
 from .folder import AUTHORS_CHECKPOINT_NAME, CONFIG_NAME, WEIGHTS_NAME, convert_checkpoint, load_folder, load_state
-from .registry import HUB_ORG_ENV, WeightsEntry, registry, unknown_name
+from .catalog import HUB_ORG_ENV, WeightsEntry, registry, unknown_name
 
 
 @dataclass(frozen=True)
