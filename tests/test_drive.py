@@ -304,7 +304,7 @@ def test_an_unreachable_hub_fails_fast_and_is_remembered(drive: FakeDrive, monke
         hsnet.from_pretrained("pascal-resnet50-fold0")
     assert time.monotonic() - start < hub.PROBE_TIMEOUT_S + 1
     probes = []
-    monkeypatch.setattr(hub, "get_session", lambda: probes.append(1))
+    monkeypatch.setattr(hub.urllib.request, "urlopen", lambda *args, **kwargs: probes.append(args))
     with pytest.raises(HubError, match="did not answer .* s ago"):
         hsnet.from_pretrained("pascal-resnet50-fold0")
     assert probes == [] and drive.calls == []
