@@ -49,8 +49,8 @@ def save_pretrained(model: HSNet, directory: str | os.PathLike, *, benchmark: st
         "backbone": model.backbone_name,
         "benchmark": benchmark,
         "fold": fold,
-        "image_size": image_size if image_size is not None else getattr(model, "image_size", DEFAULT_IMAGE_SIDE),
-        "mask_support": mask_support if mask_support is not None else getattr(model, "mask_support", True),
+        "image_size": image_size if image_size is not None else model.image_size,
+        "mask_support": mask_support if mask_support is not None else model.mask_support,
         "source": source,
         "metrics": {k: dict(v) for k, v in (metrics or {}).items()},
     }
