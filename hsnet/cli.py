@@ -31,7 +31,7 @@ def build_parser() -> argparse.ArgumentParser:
         module = importlib.import_module(f"hsnet.commands.{name}")
         command = sub.add_parser(name, help=module.HELP, description=module.HELP)
         module.add_arguments(command)
-        command.set_defaults(run=module.run)
+        command.set_defaults(run=module.run, parser=command)
     return parser
 
 
@@ -39,7 +39,12 @@ def main(argv: list[str] | None = None) -> int:
     """Entry point of the ``hsnet`` console script."""
     from .errors import HSNetError, describe
 
-    args = build_parser().parse_args(argv)
+    try:
+        args, unknown = build_parser().parse_known_args(argv)
+        if unknown:  # reported by the command's parser, so that the line names the command
+            args.parser.error(f"unrecognized arguments: {' '.join(unknown)}")
+    except SystemExit as exit_:  # argparse's refusals (status 2) and --help (status 0)
+        return int(exit_.code or 0)
     try:
         with warnings.catch_warnings():
             # Pillow's warnings about odd files are answered by hsnet's own one-line errors.

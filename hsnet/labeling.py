@@ -65,6 +65,13 @@ def _glob_base(pattern: str) -> Path:
 
 
 def _expand(source: str, skip: Path | None) -> list[Query]:
+    try:
+        return _expand_unchecked(source, skip)
+    except OSError as exc:  # a name too long, a folder that may not be listed, ...
+        raise InputError(f"query {one_line(source, 60)} cannot be read ({describe(exc)}); check the path") from None
+
+
+def _expand_unchecked(source: str, skip: Path | None) -> list[Query]:
     if glob.has_magic(source) and not Path(source).exists():
         base = _glob_base(source)
         matches = [Path(m) for m in sorted(glob.glob(source, recursive=True))]

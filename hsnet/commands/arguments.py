@@ -129,6 +129,13 @@ def weights_source(text: str) -> str:
     return text
 
 
+@argument_type
+def local_path(text: str) -> str:
+    """A path whose names fit a file system; whether it exists is checked where it is read, with that reader's advice."""
+    _check_name_lengths(Path(text))
+    return text
+
+
 def _check_name_lengths(path: Path) -> None:
     for part in path.parts:
         if len(os.fsencode(part)) > NAME_MAX:
