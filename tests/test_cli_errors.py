@@ -239,6 +239,7 @@ def test_every_option_refuses_bad_values_in_one_line(workdir: Path, monkeypatch,
     mention = OPTIONS[command][option][1]
     assert lines[0].startswith(f"hsnet {command}: error: "), lines[0]
     assert any(m in lines[0] for m in ((mention,) if isinstance(mention, str) else mention)), lines[0]
+    assert captured.out == "", "the run started before the bad value was refused"
     assert snapshot(workdir) == before, "a refused run left files behind"
 
 

@@ -1,0 +1,155 @@
+"""``hsnet label``: a folder of photos labelled end to end, resumed, and refused when the arguments are unusable."""
+from __future__ import annotations
+
+import json
+import shutil
+from pathlib import Path
+
+import numpy as np
+import pytest
+from PIL import Image
+from pycocotools import mask as mask_utils
+from pycocotools.coco import COCO
+
+from hsnet.cli import main
+from hsnet.hub import save_pretrained
+from hsnet.labeling import coco_document, coco_record, find_queries
+
+SIZES = {"a.png": (60, 40), "b.jpg": (50, 70), "nested/deeper/c.png": (33, 45), "nested/d.webp": (41, 41)}
+
+
+def write_photos(folder: Path) -> None:
+    """Photos of several sizes (one in a nested folder), a broken one, and files that are not photos."""
+    rng = np.random.default_rng(0)
+    for name, (width, height) in SIZES.items():
+        (folder / name).parent.mkdir(parents=True, exist_ok=True)
+        Image.fromarray(rng.integers(0, 256, (height, width, 3), dtype=np.uint8)).save(folder / name)
+    (folder / "broken.jpg").write_bytes(b"\xff\xd8\xff\xe0 not really a JPEG")
+    (folder / "notes.txt").write_text("not a photo, not a query\n")
+    (folder / ".thumbnail.png").write_bytes(b"hidden files are not queries")
+
+
+@pytest.fixture(scope="module")
+def workdir(tmp_path_factory: pytest.TempPathFactory, resnet50) -> Path:
+    folder = tmp_path_factory.mktemp("label")
+    write_photos(folder / "photos")
+    rng = np.random.default_rng(1)
+    Image.fromarray(rng.integers(0, 256, (48, 64, 3), dtype=np.uint8)).save(folder / "support.png")
+    mask = np.zeros((48, 64), np.uint8)
+    mask[12:36, 16:48] = 255
+    Image.fromarray(mask).save(folder / "mask.png")
+    save_pretrained(resnet50, folder / "weights", benchmark="pascal", fold=0)
+    return folder
+
+
+def label(workdir: Path, *queries: str, out: str = "out", extra: tuple[str, ...] = ()) -> int:
+    return main(["label", *[str(workdir / q) for q in queries], "--support", str(workdir / "support.png"),
+                 "--support-mask", str(workdir / "mask.png"), "--weights", str(workdir / "weights"),
+                 "--out", str(workdir / out), "--image-size", "64", "--device", "cpu", "--no-progress", *extra])
+
+
+@pytest.fixture(scope="module")
+def labelled(workdir: Path) -> tuple[int, Path]:
+    """One run over the photo folder: its exit status and output folder."""
+    return label(workdir, "photos", extra=("--name", "blob", "--batch-size", "3")), workdir / "out"
+
+
+def test_a_folder_is_labelled_with_masks_overlays_and_a_coco_file(labelled, capsys):
+    code, out = labelled
+    assert code == 1  # the broken photo was skipped
+    for name, (width, height) in SIZES.items():
+        stem = Path(name).with_suffix(".png")
+        mask = np.array(Image.open(out / "masks" / stem))
+        assert mask.shape == (height, width) and set(np.unique(mask)) <= {0, 255}
+        assert Image.open(out / "overlays" / stem).size == (width, height)
+    assert not (out / "masks" / "broken.png").exists() and not (out / "masks" / "notes.png").exists()
+
+    coco = COCO(str(out / "annotations.json"))
+    assert [c["name"] for c in coco.loadCats(coco.getCatIds())] == ["blob"]
+    images = coco.loadImgs(coco.getImgIds())
+    assert sorted(i["file_name"] for i in images) == sorted(SIZES)
+    for image in images:
+        (annotation,) = coco.loadAnns(coco.getAnnIds(imgIds=image["id"]))
+        png = np.array(Image.open(out / "masks" / Path(image["file_name"]).with_suffix(".png"))) > 0
+        decoded = coco.annToMask(annotation).astype(bool)
+        assert (image["width"], image["height"]) == SIZES[image["file_name"]]
+        assert np.array_equal(decoded, png) and annotation["area"] == png.sum()
+        assert annotation["iscrowd"] == 0 and annotation["category_id"] == coco.getCatIds()[0]
+
+
+def test_a_second_run_skips_what_is_done_and_redoes_what_is_missing(workdir, labelled, capsys):
+    _, out = labelled
+    capsys.readouterr()
+    copy = workdir / "again"
+    shutil.copytree(out, copy)
+    before = {p: p.stat().st_mtime_ns for p in (copy / "masks").rglob("*.png")}
+    (copy / "masks" / "b.png").unlink()
+    assert label(workdir, "photos", out="again", extra=("--name", "blob")) == 1
+    captured = capsys.readouterr()
+    assert "1 labelled" in captured.out and f"{len(SIZES) - 1} done before" in captured.out
+    assert captured.err.count("skipped") == 1 and "broken.jpg" in captured.err
+    after = {p: p.stat().st_mtime_ns for p in (copy / "masks").rglob("*.png")}
+    assert all(after[p] == t for p, t in before.items() if p.name != "b.png") and (copy / "masks" / "b.png").exists()
+    document = json.loads((copy / "annotations.json").read_text())
+    assert len(document["images"]) == len(document["annotations"]) == len(SIZES)
+
+    assert label(workdir, "photos", out="again", extra=("--name", "blob", "--overwrite")) == 1
+    assert f"{len(SIZES)} labelled" in capsys.readouterr().out
+
+
+def test_every_query_labelled_exits_0_and_globs_keep_their_folders(workdir, capsys):
+    assert label(workdir, "photos/nested/**/*.png", "photos/a.png", out="glob") == 0
+    document = json.loads((workdir / "glob" / "annotations.json").read_text())
+    assert [i["file_name"] for i in document["images"]] == ["a.png", "deeper/c.png"]
+    assert (workdir / "glob" / "masks" / "deeper" / "c.png").exists()
+    assert "skipped" not in capsys.readouterr().err
+
+
+@pytest.mark.parametrize(("queries", "extra", "message"), [
+    (("photos/nowhere.png",), (), "does not exist"),
+    (("photos/*.tif",), (), "matches no image file"),
+    (("photos", "photos/nested/deeper/c.png", "photos/a.png"), ("--out", "notes"), "is a file"),
+    (("photos/a.png",), ("--name", " "), "--name"),
+    (("photos/a.png",), ("--support", "support.png"), "2 --support but"),
+])
+def test_unusable_arguments_exit_2_in_one_line(workdir, monkeypatch, capsys, queries, extra, message):
+    monkeypatch.chdir(workdir)
+    (workdir / "notes").write_text("a file where a folder should be\n")
+    assert label(workdir, *queries, out="refused", extra=extra) == 2
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and err.startswith("hsnet label: error: ") and message in err, err
+    assert not (workdir / "refused").exists()
+
+
+def test_two_photos_that_would_share_a_mask_name_are_refused(workdir, tmp_path, capsys):
+    for name in ("cat.jpg", "cat.png"):
+        Image.new("RGB", (8, 8)).save(tmp_path / name)
+    with pytest.raises(Exception, match="would both be written to masks/cat.png"):
+        find_queries([str(tmp_path)])
+
+
+def test_labels_of_another_category_are_not_mixed(workdir, labelled, capsys):
+    shutil.copytree(labelled[1], workdir / "other")
+    assert label(workdir, "photos/a.png", out="other", extra=("--name", "dog")) == 2
+    assert "holds labels of 'blob'" in capsys.readouterr().err
+
+
+def test_the_output_folder_inside_the_query_folder_is_not_searched(tmp_path):
+    write_photos(tmp_path)
+    (tmp_path / "labels" / "masks").mkdir(parents=True)
+    Image.new("L", (8, 8)).save(tmp_path / "labels" / "masks" / "a.png")
+    names = [q.name.as_posix() for q in find_queries([str(tmp_path)], out=tmp_path / "labels")]
+    assert names == sorted(["a.png", "b.jpg", "broken.jpg", "nested/d.webp", "nested/deeper/c.png"])
+
+
+def test_coco_records_match_pycocotools_for_any_mask():
+    rng = np.random.default_rng(3)
+    masks = [rng.random((23, 31)) > 0.7, np.zeros((5, 9), bool), np.ones((4, 4), bool)]
+    document = coco_document([coco_record(f"{i}.png", m) for i, m in enumerate(masks)], "thing")
+    for mask, annotation in zip(masks, document["annotations"]):
+        rle = dict(annotation["segmentation"], counts=annotation["segmentation"]["counts"].encode())
+        assert np.array_equal(mask_utils.decode(rle).astype(bool), mask)
+        assert annotation["area"] == mask.sum()
+        ys, xs = np.nonzero(mask)
+        expected = [xs.min(), ys.min(), xs.max() - xs.min() + 1, ys.max() - ys.min() + 1] if mask.any() else [0, 0, 0, 0]
+        assert annotation["bbox"] == [float(v) for v in expected]
