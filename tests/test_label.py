@@ -13,7 +13,8 @@ from pycocotools.coco import COCO
 
 from hsnet.cli import main
 from hsnet.hub import save_pretrained
-from hsnet.labeling import coco_document, coco_record, find_queries
+from hsnet.errors import InputError
+from hsnet.labeling import FolderLabeler, coco_document, coco_record, find_queries, label_queries
 
 SIZES = {"a.png": (60, 40), "b.jpg": (50, 70), "nested/deeper/c.png": (33, 45), "nested/d.webp": (41, 41)}
 
@@ -153,3 +154,44 @@ def test_coco_records_match_pycocotools_for_any_mask():
         ys, xs = np.nonzero(mask)
         expected = [xs.min(), ys.min(), xs.max() - xs.min() + 1, ys.max() - ys.min() + 1] if mask.any() else [0, 0, 0, 0]
         assert annotation["bbox"] == [float(v) for v in expected]
+
+
+def bright(images: list[Image.Image]) -> list[np.ndarray]:
+    """A stand-in segmenter for the loop's tests: the pixels brighter than the image's mean."""
+    return [np.asarray(image.convert("L")) > np.asarray(image.convert("L")).mean() for image in images]
+
+
+def test_an_interrupted_run_keeps_what_it_wrote_and_the_next_one_resumes(tmp_path):
+    write_photos(tmp_path / "photos")
+    queries = find_queries([str(tmp_path / "photos")])
+    calls = []
+
+    def interrupted(images: list[Image.Image]) -> list[np.ndarray]:
+        calls.append(len(images))
+        if len(calls) == 3:
+            raise KeyboardInterrupt
+        return bright(images)
+
+    with pytest.raises(KeyboardInterrupt):
+        label_queries(interrupted, queries, FolderLabeler(tmp_path / "out", "blob"), progress=False)
+    document = json.loads((tmp_path / "out" / "annotations.json").read_text())
+    assert [i["file_name"] for i in document["images"]] == ["a.png", "b.jpg"]
+    summary = label_queries(bright, queries, FolderLabeler(tmp_path / "out", "blob"), progress=False)
+    assert summary.done_before == ["a.png", "b.jpg"] and len(summary.labelled) == len(SIZES) - 2
+    assert list(summary.skipped) == [str(tmp_path / "photos" / "broken.jpg")]
+
+
+def test_a_query_that_fails_in_a_batch_is_skipped_alone(tmp_path):
+    write_photos(tmp_path / "photos")
+
+    def refuses_squares(images: list[Image.Image]) -> list[np.ndarray]:
+        if any(image.width == image.height for image in images):
+            raise InputError("a square query")
+        return bright(images)
+
+    skipped = []
+    summary = label_queries(refuses_squares, find_queries([str(tmp_path / "photos")]),
+                            FolderLabeler(tmp_path / "out", "blob"), batch_size=4, progress=False,
+                            on_skip=lambda query, reason: skipped.append((query.name.as_posix(), reason)))
+    assert sorted(summary.labelled) == sorted(set(SIZES) - {"nested/d.webp"})
+    assert skipped[-1] == ("nested/d.webp", "a square query") and len(summary.skipped) == 2

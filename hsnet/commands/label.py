@@ -7,6 +7,7 @@ import sys
 from .arguments import non_empty, output_folder, positive_int, prepare_folder
 from .predict import add_support_arguments, build_predictor, load_supports
 
+LISTED_SKIPS = 20  # skipped files named in the summary line (each was named when it was skipped)
 HELP = ("Label every image in files, folders (recursive) or globs from a few annotated supports: "
         "masks, overlays and a COCO annotations.json; resumable.")
 
@@ -46,6 +47,8 @@ def run(args: argparse.Namespace) -> int:
           f"{predictor.device}), {len(summary.done_before)} done before, {len(summary.skipped)} skipped; "
           f"wrote {args.out / 'masks'}, {args.out / 'overlays'} and {summary.annotations}")
     if summary.skipped:
-        print(f"skipped: {', '.join(summary.skipped)}")
+        names = list(summary.skipped)
+        more = f" and {len(names) - LISTED_SKIPS} more" if len(names) > LISTED_SKIPS else ""
+        print(f"skipped: {', '.join(names[:LISTED_SKIPS])}{more}")
         return 1
     return 0
