@@ -28,7 +28,7 @@ from .errors import HSNetError, InputError, describe, one_line
 from .inputs import load_rgb
 from .visualize import mask_image, overlay_mask
 
-# Files a folder or glob contributes: those whose suffix Pillow can open (named files are always taken).
+# Files a folder or glob contributes: those whose suffix Pillow can open (files named one by one are always taken).
 IMAGE_SUFFIXES = frozenset(ext for ext, fmt in Image.registered_extensions().items() if fmt in Image.OPEN)
 ANNOTATIONS = "annotations.json"
 CATEGORY_ID = 1
@@ -47,20 +47,23 @@ class Query:
         return self.name.with_suffix(".png")
 
 
+def _is_image_name(path: Path) -> bool:
+    return not path.name.startswith(".") and path.suffix.lower() in IMAGE_SUFFIXES
+
+
 def _folder_images(folder: Path) -> list[Path]:
     """Image files under ``folder`` (recursive, sorted), without hidden files and folders."""
     found = []
     for root, dirs, files in os.walk(folder):
         dirs[:] = sorted(d for d in dirs if not d.startswith("."))
-        found += [Path(root, f) for f in sorted(files)
-                  if not f.startswith(".") and Path(f).suffix.lower() in IMAGE_SUFFIXES]
+        found += [Path(root, f) for f in sorted(files) if _is_image_name(Path(f))]
     return found
 
 
 def _glob_base(pattern: str) -> Path:
     """The folder part of a glob pattern before its first wildcard."""
     parts = Path(pattern).parts
-    fixed = [p for p in parts[: next(i for i, p in enumerate(parts) if glob.has_magic(p))]]
+    fixed = parts[: next(i for i, p in enumerate(parts) if glob.has_magic(p))]
     return Path(*fixed) if fixed else Path(".")
 
 
@@ -75,7 +78,7 @@ def _expand_unchecked(source: str) -> list[Query]:
     if glob.has_magic(source) and not Path(source).exists():
         base = _glob_base(source)
         matches = [Path(m) for m in sorted(glob.glob(source, recursive=True))]
-        files = [f for m in matches for f in (_folder_images(m) if m.is_dir() else [m])]
+        files = [f for m in matches for f in (_folder_images(m) if m.is_dir() else [m] if _is_image_name(m) else [])]
         if not files:
             raise InputError(f"query pattern {one_line(source)} matches no image file")
         return [Query(f, PurePosixPath(f.relative_to(base).as_posix())) for f in files]

@@ -27,6 +27,7 @@ def write_photos(folder: Path) -> None:
         Image.fromarray(rng.integers(0, 256, (height, width, 3), dtype=np.uint8)).save(folder / name)
     (folder / "broken.jpg").write_bytes(b"\xff\xd8\xff\xe0 not really a JPEG")
     (folder / "notes.txt").write_text("not a photo, not a query\n")
+    (folder / "a.txt").write_text("not a photo either\n")
     (folder / ".thumbnail.png").write_bytes(b"hidden files are not queries")
 
 
@@ -99,7 +100,7 @@ def test_a_second_run_skips_what_is_done_and_redoes_what_is_missing(workdir, lab
 
 
 def test_every_query_labelled_exits_0_and_globs_keep_their_folders(workdir, capsys):
-    assert label(workdir, "photos/nested/**/*.png", "photos/a.png", out="glob") == 0
+    assert label(workdir, "photos/nested/**/*.png", "photos/a.*", out="glob") == 0  # a.* leaves notes.txt out
     document = json.loads((workdir / "glob" / "annotations.json").read_text())
     assert [i["file_name"] for i in document["images"]] == ["a.png", "deeper/c.png"]
     assert (workdir / "glob" / "masks" / "deeper" / "c.png").exists()

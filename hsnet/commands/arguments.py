@@ -14,7 +14,7 @@ from pathlib import Path
 from typing import Callable, TypeVar
 
 from ..errors import InputError, describe, one_line
-from ..limits import MAX_IMAGE_SIDE, check_image_size
+from ..limits import check_image_size
 
 T = TypeVar("T")
 MIN_IMAGE_SIDE = 32  # the backbones' total stride: below it the deepest features are empty
@@ -89,16 +89,24 @@ def positive_float(text: str) -> float:
     return value
 
 
+def _side(text: str) -> int:
+    side = _integer(text)
+    if side < MIN_IMAGE_SIDE:
+        raise InputError(f"image size {side} is below {MIN_IMAGE_SIDE}, the backbones' stride (the deepest features "
+                         f"would be empty); use {MIN_IMAGE_SIDE} or more (the authors use 400)")
+    return side
+
+
 @argument_type
 def image_side(text: str) -> int:
     """A square input side for evaluation and training: at least MIN_IMAGE_SIDE, no cap."""
-    return _at_least(text, MIN_IMAGE_SIDE)
+    return _side(text)
 
 
 @argument_type
 def predictor_side(text: str) -> int:
     """A square input side for the Predictor: MIN_IMAGE_SIDE to the cap of ``hsnet.limits``."""
-    side = _at_least(text, MIN_IMAGE_SIDE)
+    side = _side(text)
     check_image_size(side)
     return side
 
