@@ -2,6 +2,9 @@
 from __future__ import annotations
 
 import json
+import os
+import subprocess
+import sys
 import shutil
 from pathlib import Path
 
@@ -196,3 +199,19 @@ def test_a_query_that_fails_in_a_batch_is_skipped_alone(tmp_path):
                             on_skip=lambda query, reason: skipped.append((query.name.as_posix(), reason)))
     assert sorted(summary.labelled) == sorted(set(SIZES) - {"nested/d.webp"})
     assert skipped[-1] == ("nested/d.webp", "a square query") and len(summary.skipped) == 2
+
+
+@pytest.mark.slow
+def test_from_the_shell_a_skipped_file_is_one_stderr_line_and_status_1(workdir, tmp_path):
+    photos = tmp_path / "photos"
+    photos.mkdir()
+    shutil.copy(workdir / "photos" / "a.png", photos)
+    shutil.copy(workdir / "photos" / "broken.jpg", photos)
+    env = dict(os.environ, HF_HUB_OFFLINE="1", PYTHONPATH=str(Path(__file__).resolve().parents[1]), OMP_NUM_THREADS="1")
+    proc = subprocess.run([sys.executable, "-m", "hsnet", "label", str(photos), "--support", str(workdir / "support.png"),
+                           "--support-mask", str(workdir / "mask.png"), "--weights", str(workdir / "weights"),
+                           "--out", str(tmp_path / "out"), "--image-size", "64", "--device", "cpu", "--no-progress"],
+                          env=env, capture_output=True, text=True, timeout=300)
+    assert proc.returncode == 1, proc.stderr
+    assert proc.stderr.count("\n") == 1 and proc.stderr.startswith(f"hsnet label: skipped {photos / 'broken.jpg'}: ")
+    assert "1 labelled" in proc.stdout and f"skipped: {photos / 'broken.jpg'}" in proc.stdout
