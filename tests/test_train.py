@@ -14,7 +14,8 @@ import hsnet
 from hsnet.cli import main
 from hsnet.data import build_dataset
 from hsnet.hub import from_pretrained
-from hsnet.train import cross_entropy, train_step
+from hsnet.errors import InputError
+from hsnet.train import TrainConfig, cross_entropy, train, train_step
 from synthetic_datasets import isolated_cache, make_fss  # noqa: F401 (fixture)
 
 
@@ -114,3 +115,11 @@ def test_training_offline_from_the_imagenet_backbone_is_one_line(fss, tmp_path, 
     err = capsys.readouterr().err
     assert err.count("\n") == 1 and "Traceback" not in err
     assert "ImageNet weights of resnet50 could not be downloaded" in err and "--init" in err
+
+
+@pytest.mark.parametrize("change", [{"lr": float("nan")}, {"lr": float("inf")}, {"lr": 0.0}, {"workers": -1},
+                                    {"epochs": 0}, {"batch_size": 0}])
+def test_the_python_api_refuses_the_settings_the_cli_refuses(tmp_path, change):
+    config = TrainConfig(benchmark="fss", datapath=str(tmp_path), out=str(tmp_path / "run"), **change)
+    with pytest.raises(InputError, match="at least"):
+        train(config)
