@@ -8,6 +8,7 @@ try the real write at the start of a run, before hours of episodes depend on it.
 from __future__ import annotations
 
 import argparse
+import functools
 import math
 import os
 from pathlib import Path
@@ -25,14 +26,13 @@ MAX_SEED = 2**32 - 1  # numpy.random.RandomState's range
 def argument_type(parse: Callable[[str], T]) -> Callable[[str], T]:
     """``parse`` as an argparse type: its InputError becomes argparse's one-line error about the option."""
 
+    @functools.wraps(parse)
     def wrapped(text: str) -> T:
         try:
             return parse(text)
         except InputError as exc:
             raise argparse.ArgumentTypeError(str(exc)) from None
 
-    wrapped.__name__ = parse.__name__
-    wrapped.__doc__ = parse.__doc__
     return wrapped
 
 
