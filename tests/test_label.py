@@ -16,6 +16,7 @@ from pycocotools.coco import COCO
 
 from hsnet.cli import main
 from hsnet.hub import save_pretrained
+from hsnet.model import HSNet
 from hsnet.errors import InputError
 from hsnet.labeling import FolderLabeler, coco_document, coco_record, find_queries, label_queries
 
@@ -54,14 +55,23 @@ def label(workdir: Path, *queries: str, out: str = "out", extra: tuple[str, ...]
 
 
 @pytest.fixture(scope="module")
-def labelled(workdir: Path) -> tuple[int, Path]:
-    """One run over the photo folder: its exit status and output folder."""
-    return label(workdir, "photos", extra=("--name", "blob", "--batch-size", "3")), workdir / "out"
+def labelled(workdir: Path) -> tuple[int, Path, dict[str, int]]:
+    """One run over the photo folder: its exit status, output folder and backbone calls per kind of image."""
+    calls = {"support_features": 0, "query_features": 0}
+    with pytest.MonkeyPatch.context() as patch:
+        for name in calls:
+            def counted(self, *args, _name=name, _original=getattr(HSNet, name)):
+                calls[_name] += 1
+                return _original(self, *args)
+            patch.setattr(HSNet, name, counted)
+        code = label(workdir, "photos", extra=("--name", "blob", "--batch-size", "3"))
+    return code, workdir / "out", calls
 
 
 def test_a_folder_is_labelled_with_masks_overlays_and_a_coco_file(labelled, capsys):
-    code, out = labelled
+    code, out, calls = labelled
     assert code == 1  # the broken photo was skipped
+    assert calls == {"support_features": 1, "query_features": 2}  # supports encoded once; 4 queries in batches of 3
     for name, (width, height) in SIZES.items():
         stem = Path(name).with_suffix(".png")
         mask = np.array(Image.open(out / "masks" / stem))
@@ -83,7 +93,7 @@ def test_a_folder_is_labelled_with_masks_overlays_and_a_coco_file(labelled, caps
 
 
 def test_a_second_run_skips_what_is_done_and_redoes_what_is_missing(workdir, labelled, capsys):
-    _, out = labelled
+    _, out, _ = labelled
     capsys.readouterr()
     copy = workdir / "again"
     shutil.copytree(out, copy)

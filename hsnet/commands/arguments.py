@@ -15,10 +15,9 @@ from pathlib import Path
 from typing import Callable, TypeVar
 
 from ..errors import InputError, describe, one_line
-from ..limits import check_image_size
+from ..limits import MIN_IMAGE_SIDE, check_image_size
 
 T = TypeVar("T")
-MIN_IMAGE_SIDE = 32  # the backbones' total stride: below it the deepest features are empty
 NAME_MAX = 255  # bytes in one file or folder name on common file systems
 MAX_SEED = 2**32 - 1  # numpy.random.RandomState's range
 
@@ -89,26 +88,20 @@ def positive_float(text: str) -> float:
     return value
 
 
-def _side(text: str) -> int:
-    side = _integer(text)
-    if side < MIN_IMAGE_SIDE:
-        raise InputError(f"image size {side} is below {MIN_IMAGE_SIDE}, the backbones' stride (the deepest features "
-                         f"would be empty); use {MIN_IMAGE_SIDE} or more (the authors use 400)")
-    return side
-
-
 @argument_type
 def image_side(text: str) -> int:
-    """A square input side for evaluation and training: at least MIN_IMAGE_SIDE, no cap."""
-    return _side(text)
+    """A square input side for evaluation and training: at least ``hsnet.limits.MIN_IMAGE_SIDE``, no cap."""
+    side = _integer(text)
+    if side < MIN_IMAGE_SIDE:
+        raise InputError(f"image size {side} is below {MIN_IMAGE_SIDE}, too small for the backbone; "
+                         f"use {MIN_IMAGE_SIDE} or more (the authors use 400)")
+    return side
 
 
 @argument_type
 def predictor_side(text: str) -> int:
-    """A square input side for the Predictor: MIN_IMAGE_SIDE to the cap of ``hsnet.limits``."""
-    side = _side(text)
-    check_image_size(side)
-    return side
+    """A square input side the Predictor accepts (``hsnet.limits.check_image_size``)."""
+    return check_image_size(_integer(text))
 
 
 @argument_type

@@ -7,8 +7,8 @@ import os
 from pathlib import Path
 
 from ..data import BENCHMARKS
-from ..evaluate import PRECISIONS
 from ..model import K_SHOT_RULES
+from ..runtime import PRECISIONS
 from .arguments import (device, image_side, local_path, non_negative_int, output_file, positive_int, prepare_folder, probe_file,
                         seed, shots, weights_source)
 
@@ -60,7 +60,7 @@ def run(args: argparse.Namespace) -> int:
     from ..distributed import init_distributed, main_first, shutdown
     from ..evaluate import evaluate
     from ..hub import from_pretrained
-    from ..model import retain_freed_memory
+    from ..runtime import retain_freed_memory
 
     retain_freed_memory()  # thousands of episodes: reuse their freed memory instead of faulting it in again
     ctx = init_distributed(args.device)

@@ -20,7 +20,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                         help="output folder: masks/, overlays/ and annotations.json go there")
     parser.add_argument("--name", default="object", type=non_empty, help="the COCO category name (default: object)")
     parser.add_argument("--overwrite", action="store_true", help="label again the queries an earlier run already did")
-    parser.add_argument("--batch-size", type=positive_int, default=1, help="queries per forward pass")
+    parser.add_argument("--batch-size", type=positive_int, default=4, help="queries per forward pass (default: 4)")
     parser.add_argument("--no-progress", dest="progress", action="store_false", help="no progress bar")
 
 
@@ -34,9 +34,10 @@ def run(args: argparse.Namespace) -> int:
     images, masks = load_supports(args)
     labeler = FolderLabeler(prepare_folder(args.out, "--out"), args.name, overwrite=args.overwrite)
     predictor = build_predictor(args)
+    supports = predictor.set_supports(images, masks)  # encoded once for every query
 
     def segment(batch: list) -> list:
-        return [predictor.predict(image, images, masks, rule=args.rule).mask for image in batch]
+        return [result.mask for result in predictor.predict_many(batch, supports, batch_size=len(batch), rule=args.rule)]
 
     def report_skip(query, reason: str) -> None:
         tqdm.write(f"hsnet label: skipped {query.path}: {reason}", file=sys.stderr)

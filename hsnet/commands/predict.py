@@ -5,8 +5,9 @@ import argparse
 from pathlib import Path
 
 from ..errors import InputError
-from ..limits import DEFAULT_IMAGE_SIDE, MAX_IMAGE_SIDE
+from ..limits import DEFAULT_IMAGE_SIDE, MAX_IMAGE_SIDE, MIN_IMAGE_SIDE
 from ..model import K_SHOT_RULES
+from ..runtime import PRECISIONS
 from .arguments import device, output_folder, predictor_side, prepare_folder, weights_source
 
 HELP = "Segment a query image given one or more support images with masks; writes the mask and an overlay."
@@ -26,10 +27,11 @@ def add_support_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--rule", default="vote", choices=K_SHOT_RULES,
                         help="how K > 1 supports are merged: the authors' vote (default) or mean probability")
     parser.add_argument("--device", default="auto", type=device, help="auto (cuda when available), cpu, cuda, cuda:1 ...")
-    parser.add_argument("--precision", default="fp32", choices=("fp32", "bf16", "fp16"))
-    parser.add_argument("--image-size", type=predictor_side, default=DEFAULT_IMAGE_SIDE,
-                        help=f"the square side images are resized to (the authors': {DEFAULT_IMAGE_SIDE}; "
-                             f"at most {MAX_IMAGE_SIDE}: cost grows with its fourth power)")
+    parser.add_argument("--precision", default="fp32", choices=PRECISIONS,
+                        help="fp32 (published), or autocast: bf16, fp16 (GPU), auto")
+    parser.add_argument("--image-size", type=predictor_side, default=None,
+                        help=f"the square side images are resized to (default: the weights' own, {DEFAULT_IMAGE_SIDE} for "
+                             f"the authors'; {MIN_IMAGE_SIDE} to {MAX_IMAGE_SIDE}: cost grows with its fourth power)")
 
 
 def load_supports(args: argparse.Namespace) -> tuple[list, list]:

@@ -4,7 +4,7 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
-from ..evaluate import PRECISIONS
+from ..runtime import PRECISIONS
 from ..model import BACKBONES
 from .arguments import output_folder, positive_float, prepare_folder, positive_int, seed, weights_source
 from .evaluate import add_data_arguments
@@ -36,7 +36,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 def run(args: argparse.Namespace) -> int:
     """Build the config from the flags and train."""
     from ..distributed import rank, shutdown
-    from ..model import retain_freed_memory
+    from ..runtime import retain_freed_memory
     from ..train import TrainConfig, train
 
     retain_freed_memory()  # every step frees and reallocates the same large blocks
