@@ -174,6 +174,14 @@ def output_file(text: str) -> Path:
     return _check_output(text, folder=False)
 
 
+def check_device_and_precision(device_name: str, precision: str) -> None:
+    """Refuse a precision the device cannot run (fp16 on the CPU) before weights or datasets are fetched."""
+    from ..distributed import resolve_device
+    from ..runtime import autocast_dtype
+
+    autocast_dtype(resolve_device(device_name), precision)
+
+
 def prepare_folder(path: Path, option: str) -> Path:
     """Make the output folder now, so that a run fails before its work rather than after it."""
     try:

@@ -8,7 +8,7 @@ from ..errors import InputError
 from ..limits import DEFAULT_IMAGE_SIDE, MAX_IMAGE_SIDE, MIN_IMAGE_SIDE
 from ..model import K_SHOT_RULES
 from ..runtime import PRECISIONS
-from .arguments import device, output_folder, predictor_side, prepare_folder, weights_source
+from .arguments import check_device_and_precision, device, output_folder, predictor_side, prepare_folder, weights_source
 
 HELP = "Segment a query image given one or more support images with masks; writes the mask and an overlay."
 
@@ -35,9 +35,10 @@ def add_support_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 def load_supports(args: argparse.Namespace) -> tuple[list, list]:
-    """The decoded support images and masks, checked before any weights are fetched."""
+    """The decoded support images and masks, checked (with the device and precision) before any weights are fetched."""
     from ..inputs import load_mask, load_rgb
 
+    check_device_and_precision(args.device, args.precision)
     if len(args.support) != len(args.support_mask):
         raise InputError(f"{len(args.support)} --support but {len(args.support_mask)} --support-mask; give one mask per support")
     images = [load_rgb(path, f"support image {i}") for i, path in enumerate(args.support, start=1)]

@@ -6,7 +6,8 @@ from pathlib import Path
 
 from ..runtime import PRECISIONS
 from ..model import BACKBONES
-from .arguments import output_folder, positive_float, prepare_folder, positive_int, seed, weights_source
+from .arguments import (check_device_and_precision, output_folder, positive_float, positive_int, prepare_folder, seed,
+                        weights_source)
 from .evaluate import add_data_arguments
 
 HELP = "Train HSNet with the authors' recipe; keeps the best checkpoint by validation mIoU in the Hub format."
@@ -39,6 +40,7 @@ def run(args: argparse.Namespace) -> int:
     from ..runtime import retain_freed_memory
     from ..train import TrainConfig, train
 
+    check_device_and_precision(args.device, args.precision)
     retain_freed_memory()  # every step frees and reallocates the same large blocks
 
     fold = f"-fold{args.fold}" if args.benchmark != "fss" else ""
