@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import os
 import pickle
+import shutil
 import subprocess
 import sys
 from dataclasses import dataclass
@@ -250,3 +251,17 @@ def test_missing_and_unknown_arguments_are_one_line(command: str, capsys) -> Non
         code = main(argv)
         err = capsys.readouterr().err
         assert code == 2 and err.count("\n") == 1 and err.startswith(f"hsnet {command}: error: "), err
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("command", sorted(OPTIONS))
+def test_the_command_lines_the_bad_values_go_into_work(workdir: Path, monkeypatch, capsys, command: str) -> None:
+    """The control of the matrix: with no bad value each command runs, so each refusal above is the bad value's."""
+    monkeypatch.chdir(workdir)
+    monkeypatch.setenv("HF_HUB_OFFLINE", "1")
+    before = snapshot(workdir)
+    try:
+        assert main(with_value(command, "--device", "cpu")) == 0, capsys.readouterr().err
+    finally:
+        for new in {Path(name).parts[0] for name in snapshot(workdir) - before}:  # out/, run/, eval.json
+            shutil.rmtree(workdir / new) if (workdir / new).is_dir() else (workdir / new).unlink()
