@@ -1,7 +1,6 @@
 """``hsnet evaluate``: the protocol on synthetic data, one process against two (gloo via torchrun), CLI errors."""
 from __future__ import annotations
 
-import copy
 import json
 import os
 import subprocess
@@ -17,7 +16,6 @@ from hsnet.errors import InputError
 from hsnet.evaluate import evaluate
 from hsnet.hub import save_pretrained
 from hsnet.metrics import IoUMeter
-from hsnet.model import HSNet
 from synthetic_datasets import isolated_cache, make_fss, make_pascal  # noqa: F401 (fixture)
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -36,13 +34,8 @@ def weights(tmp_path_factory: pytest.TempPathFactory, resnet50) -> Path:
     return save_pretrained(resnet50, tmp_path_factory.mktemp("weights") / "model", benchmark="pascal", fold=0)
 
 
-@pytest.fixture
-def model(resnet50) -> HSNet:
-    """A copy of the shared model: evaluate() prepares the model it is given (BatchNorm folded on the CPU)."""
-    return copy.deepcopy(resnet50)
-
-
-def test_batched_evaluation_equals_episode_by_episode(pascal, model):
+def test_batched_evaluation_equals_episode_by_episode(pascal, predictor_resnet50):
+    model = predictor_resnet50  # evaluate() folds the BatchNorm of the model it is given, as Predictors do
     data, splits = pascal
     ds = build_dataset("pascal", data, 0, "test", 2, image_size=32, limit=5, splits_dir=splits)
     result = evaluate(model, ds, batch_size=4)
@@ -57,14 +50,15 @@ def test_batched_evaluation_equals_episode_by_episode(pascal, model):
     assert [c.name for c in result.classes] == ["aeroplane", "bicycle", "bird", "boat", "bottle"]
 
 
-def test_original_size_mode_scores_at_the_query_size(pascal, model):
+def test_original_size_mode_scores_at_the_query_size(pascal, predictor_resnet50):
+    model = predictor_resnet50
     data, splits = pascal
     ds = build_dataset("pascal", data, 0, "test", 1, image_size=32, original_size=True, limit=3, splits_dir=splits)
     result = evaluate(model, ds)
     item = ds[0]
     size = tuple(item["query_size"].tolist())
     pred = model.predict_mask(item["query_img"][None], item["support_imgs"][None], item["support_masks"][None],
-                                 output_size=size)
+                              output_size=size)
     assert pred.shape[-2:] == item["query_mask"].shape == (36, 44)
     assert result.episodes == 3 and result.settings["original_size"] is True
     with pytest.raises(InputError, match="batch-size 1"):
