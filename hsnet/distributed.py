@@ -13,7 +13,8 @@ from typing import Callable, TypeVar
 import torch
 import torch.distributed as dist
 
-from .errors import HSNetError, InputError
+from .errors import HSNetError
+from .runtime import resolve_device as runtime_device
 
 T = TypeVar("T")
 
@@ -34,16 +35,13 @@ class DistContext:
 
 
 def resolve_device(name: str = "auto", local_rank: int = 0) -> torch.device:
-    """``auto``: this process's GPU when CUDA is available, else the CPU; ``cuda`` fails clearly without one."""
-    if name == "auto":
-        name = "cuda" if torch.cuda.is_available() else "cpu"
-    if name.startswith("cuda"):
-        if not torch.cuda.is_available():
-            raise InputError("--device cuda was asked for but PyTorch sees no CUDA GPU; use --device cpu")
-        return torch.device(name if ":" in name else f"cuda:{local_rank}")
-    if name != "cpu":
-        raise InputError(f"unknown device {name!r}; use auto, cpu or cuda")
-    return torch.device("cpu")
+    """The device ``name`` stands for in this process: ``auto`` is its own GPU when CUDA is available, else the CPU.
+
+    Checked by ``hsnet.runtime.resolve_device`` (one-line InputError for ``cuda`` without CUDA, ``mps``, ``meta`` ...);
+    a bare ``cuda`` becomes this rank's GPU.
+    """
+    device = runtime_device(None if name == "auto" else name)
+    return torch.device("cuda", local_rank) if device.type == "cuda" and device.index is None else device
 
 
 def init_distributed(device: str = "auto") -> DistContext:

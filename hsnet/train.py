@@ -12,6 +12,7 @@ The run folder holds ``best/`` (the Hub format of ``hsnet.hub.save_pretrained``:
 from __future__ import annotations
 
 import json
+import math
 import pickle
 import shutil
 import time
@@ -29,7 +30,7 @@ from tqdm import tqdm
 
 from .data import BENCHMARKS, EpisodeDataset, build_dataset
 from .distributed import DistContext, barrier, init_distributed, main_first
-from .errors import CheckpointError, InputError, describe
+from .errors import CheckpointError, InputError, WeightsNotFoundError, describe
 from .evaluate import run_episodes
 from .hub import from_pretrained, save_pretrained
 from .metrics import IoUMeter
@@ -175,7 +176,12 @@ def _build_model(config: TrainConfig) -> HSNet:
         return model
     if config.backbone_weights not in ("imagenet", "none"):
         raise InputError(f"unknown backbone weights {config.backbone_weights!r}; use imagenet or none")
-    return build_model(config.backbone, pretrained_backbone=config.backbone_weights == "imagenet")
+    try:
+        return build_model(config.backbone, pretrained_backbone=config.backbone_weights == "imagenet")
+    except OSError as exc:  # torchvision's download: offline, proxy, DNS (URLError is an OSError)
+        raise WeightsNotFoundError(
+            f"torchvision's ImageNet weights of {config.backbone} could not be downloaded ({describe(exc)}); "
+            f"connect once (they are kept in {torch.hub.get_dir()}/checkpoints), or start from --init weights") from None
 
 
 def _check_config(config: TrainConfig) -> int:
@@ -184,8 +190,10 @@ def _check_config(config: TrainConfig) -> int:
         raise InputError(f"unknown benchmark {config.benchmark!r}; use one of {', '.join(BENCHMARKS)}")
     if config.backbone not in BACKBONES:
         raise InputError(f"unknown backbone {config.backbone!r}; use one of {', '.join(BACKBONES)}")
-    if config.epochs < 1 or config.lr <= 0 or (config.batch_size is not None and config.batch_size < 1):
-        raise InputError("--epochs and --batch-size must be at least 1 and --lr positive")
+    if config.epochs < 1 or not (math.isfinite(config.lr) and config.lr > 0) or config.workers < 0 or (
+            config.batch_size is not None and config.batch_size < 1):
+        raise InputError("--epochs and --batch-size must be at least 1, --workers at least 0 and --lr a finite "
+                         "number above 0")
     return config.batch_size or DEFAULT_BATCH[config.benchmark]
 
 
