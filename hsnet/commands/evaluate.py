@@ -66,13 +66,15 @@ def run(args: argparse.Namespace) -> int:
     retain_freed_memory()  # thousands of episodes: reuse their freed memory instead of faulting it in again
     ctx = init_distributed(args.device)
     try:
+        if ctx.is_main and args.output is not None:
+            probe_file(args.output, "--output")  # before the datasets and the episodes, not after them
         dataset = main_first(lambda: build_dataset(
             args.benchmark, args.datapath, args.fold, "test", args.shots, image_size=args.image_size,
             original_size=args.original_size, seed=args.seed, limit=args.limit, splits_dir=args.splits))
         fold = f"-fold{dataset.fold}" if dataset.folds else ""
         output = args.output or Path(f"hsnet-eval-{dataset.benchmark}{fold}-{dataset.shots}shot.json")
-        if ctx.is_main:
-            probe_file(output, "--output")  # before the episodes, not after them
+        if ctx.is_main and args.output is None:
+            probe_file(output, "--output")
         model = main_first(lambda: from_pretrained(args.weights, args.revision, hub_org=args.hub_org))
         if ctx.is_main:
             print(f"hsnet evaluate: {dataset.summary()} with {args.weights} ({model.backbone_name}) on "
