@@ -67,8 +67,8 @@ def guard_editor(component: C, what: str) -> C:
     """``component`` (a gr.ImageEditor) whose posted blobs and payload are checked before Gradio decodes them.
 
     The instance's methods are wrapped rather than subclassed: Gradio writes a .pyi stub
-    beside the module of every Component subclass. A blob refused when posted is
-    remembered by its value id, so that the request that uses it shows the reason.
+    beside the module of every Component subclass. A blob refused when posted is dropped
+    and remembered by its value id, so that the request that uses it shows the reason.
     """
     original_preprocess = component.preprocess
     original_accept = component.accept_blobs
@@ -85,13 +85,13 @@ def guard_editor(component: C, what: str) -> C:
             if len(files) != 1:
                 raise InputError(f"{what} sent {len(files)} files in one part; reload the page")
             check_editor_blob(fields.get("type"), fields.get("index"), files[0][1], what)
-        except InputError as exc:
+        except InputError as exc:  # not raised here: the browser would show nothing; the request says why
             with lock:
                 storage.pop(value_id, None)
                 refused[value_id] = str(exc)
                 while len(refused) > MAX_PENDING_EDITS:
                     refused.popitem(last=False)
-            raise _refusal(exc) from exc
+            return None
         with lock:
             result = original_accept(data)
             while len(storage) > MAX_PENDING_EDITS:
