@@ -544,10 +544,7 @@ def make_segment(menu: WeightsMenu) -> Callable[..., tuple]:
         prediction = run_model(request.source, request.query, request.supports, request.masks, request.rule)
         progress(0.9, desc="Drawing")
         result, exploration = answer(request, prediction, mode)
-        outputs = dict(zip(OUTPUT_LABELS, astuple_shallow(result)))
-        outputs["mask_png"] = gr.DownloadButton(f"Download {Path(result.mask_png).name} (the mask, at the query's "
-                                                "size)", value=result.mask_png)
-        return (*outputs.values(), exploration)
+        return (*astuple_shallow(result), exploration)
 
     return segment
 
@@ -567,6 +564,12 @@ def explore(state: Exploration | None, mode: str, evt: gr.SelectData) -> tuple:
     state.probe = STORE.predictor(state.source, "in use").point_correlation(state.prediction, x, y)
     marked = mark_point(state.overlay, x * state.scale, y * state.scale)
     return marked, probe_html(state, mode), gr.Tabs(selected="probe"), state
+
+
+def download_label(path: str | None) -> gr.DownloadButton:
+    """The download button, named after the file it gives (the query's name), in full."""
+    name = Path(path).name if path else "the mask"
+    return gr.DownloadButton(f"Download {name} (the mask, at the query's size)")
 
 
 def redraw(state: Exploration | None, mode: str) -> tuple:
@@ -788,7 +791,9 @@ def build_demo(default_weights: str, episodes: Sequence[Episode]) -> gr.Blocks:
         run.click(lambda: PROBE_EMPTY, None, probe, api_name=False, queue=False)
         run.click(make_segment(menu), [query, weights, rule, *editors, *uploads, mode], segment_outputs,
                   api_name="segment", concurrency_limit=2 if ON_CUDA else 1, concurrency_id="model",
-                  show_progress_on=[summary_box]).success(None, None, None, js=f"() => ({SCROLL_TO})('results')")
+                  show_progress_on=[summary_box]).success(
+            download_label, mask_file, mask_file, api_name=False, queue=False, show_progress="hidden").success(
+            None, None, None, js=f"() => ({SCROLL_TO})('results')")
         result.select(explore, [state, mode], [result, probe, views, state], api_name=False,
                       concurrency_limit=4, concurrency_id="explore",
                       show_progress_on=[probe]).success(None, None, None, js=f"() => ({SCROLL_TO})('views')")

@@ -1,6 +1,7 @@
-"""The Gradio app served for real on 127.0.0.1, for the app's API and browser tests.
+"""The Gradio app served for real on 127.0.0.1, for the app's API and browser tests (a pytest plugin module:
+the app's test modules load it with ``pytest_plugins = ["app_fixtures"]``).
 
-``serve_app`` starts ``python app.py`` in a subprocess on a free port with
+``serve_app`` (also the ``launch_app`` fixture) starts ``python app.py`` in a subprocess on a free port with
 ``HSNET_WEIGHTS`` pointing wherever the test says, waits until the page answers,
 and stops it afterwards. ``app_server`` serves it once per test session with a
 small real checkpoint (ResNet-50 HSNet, seeded random weights) written in the
@@ -61,3 +62,9 @@ def app_server(app_checkpoint: Path, tmp_path_factory: pytest.TempPathFactory) -
     """The app served with ``app_checkpoint`` for the whole session."""
     with serve_app(app_checkpoint, tmp_path_factory.mktemp("app-log") / "app.log") as served:
         yield served
+
+
+@pytest.fixture
+def launch_app():
+    """``serve_app`` itself, for a test that needs its own server (other weights, its own temporary folder)."""
+    return serve_app
