@@ -9,7 +9,6 @@ callbacks. The model work is ``hsnet.predictor``'s and the pictures ``hsnet.visu
 from __future__ import annotations
 
 import argparse
-import atexit
 import base64
 import functools
 import html
@@ -17,13 +16,9 @@ import io
 import json
 import logging
 import os
-import shutil
 import signal
 import sys
-import tempfile
-import threading
 import time
-from collections import OrderedDict
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field, fields
 from pathlib import Path
@@ -37,15 +32,27 @@ from PIL import Image
 from hsnet import hub
 from hsnet.errors import HSNetError, InputError
 from hsnet.inputs import MAX_PIXELS, load_mask, load_rgb
-from hsnet.predictor import LayerMap, Prediction, Predictor
+from hsnet.predictor import LayerMap, Prediction
+from hsnet.serving import (
+    DELETE_CACHE,
+    MAX_UPLOAD_BYTES,
+    LoadState,
+    MaskFiles,
+    ModelStore,
+    Probe,
+    ProbeStore,
+    private_temp_dir,
+    public_name,
+)
+from hsnet.serving.guards import guard_editor, guard_image, launch_kwargs
 from hsnet.visualize import (
     ColourScale,
+    display_size,
     fit,
     heatmap,
     layers_mask,
     level_title,
     mark_point,
-    mask_image,
     overlay_mask,
     resized_mask,
     shared_scale,
@@ -68,9 +75,7 @@ ROOT = Path(__file__).resolve().parent
 EXAMPLES_DIR = ROOT / "examples"
 WEIGHTS_ENV = "HSNET_WEIGHTS"
 MAX_SUPPORTS = 5
-MAX_UPLOAD = "20mb"
-MASK_DIR = Path(tempfile.mkdtemp(prefix="hsnet-masks-"))  # this process's downloadable masks, removed at exit
-MASK_FILE_LIFETIME_S = 600  # Gradio serves its own copy once the answer is sent
+WAIT_FOR_WEIGHTS_S = 600  # how long a segmentation waits for weights that are still loading
 DISPLAY_SIDE = 1024  # longest side of the result pictures sent to the browser
 MIN_DISPLAY_SIDE = 512  # smaller queries are enlarged to this for display and clicking
 THUMB_SIDE = 256  # longest side of each per-layer heatmap
@@ -90,70 +95,9 @@ def on_gpu(fn: F) -> F:
 # ------------------------------------------------------------------------------------------ the models
 
 
-@dataclass(frozen=True)
-class LoadState:
-    """Where loading one set of weights stands, in words a visitor may see (names, never paths)."""
-
-    status: str  # "loading" | "ready" | "failed"
-    message: str
-    started_at: float
-
-
-class ModelStore:
-    """Loads each checkpoint once per process in a background thread, keeps the last few, remembers failures."""
-
-    def __init__(self, keep: int = 2):
-        self.keep = keep
-        self._predictors: OrderedDict[str, Predictor] = OrderedDict()
-        self._states: dict[str, LoadState] = {}
-        self._threads: dict[str, threading.Thread] = {}
-        self._lock = threading.Lock()
-
-    def start(self, source: str, shown: str) -> None:
-        """Begin loading ``source`` (shown to visitors as ``shown``) unless it is loaded or loading."""
-        with self._lock:
-            if source in self._predictors or (source in self._threads and self._threads[source].is_alive()):
-                return
-            self._states[source] = LoadState("loading", f"Loading weights {shown}", time.time())
-            thread = threading.Thread(target=self._load, args=(source, shown), name=f"load-{shown}", daemon=True)
-            self._threads[source] = thread
-        thread.start()
-
-    def _load(self, source: str, shown: str) -> None:
-        try:
-            predictor = Predictor(hub.from_pretrained(source))
-        except Exception as exc:  # a broken file must not stop the page; the operator reads why in the log
-            log.warning("weights %s (%s) could not be loaded: %s", shown, source, exc)
-            with self._lock:
-                self._states[source] = LoadState("failed", f"Weights {shown} could not be loaded", time.time())
-            return
-        with self._lock:
-            self._predictors[source] = predictor
-            while len(self._predictors) > self.keep:
-                self._predictors.popitem(last=False)
-            self._states[source] = LoadState(
-                "ready", f"Weights {shown} loaded ({predictor.model.backbone_name} on {predictor.device})", time.time())
-
-    def state(self, source: str) -> LoadState | None:
-        """How loading ``source`` stands; None when it was never started."""
-        with self._lock:
-            return self._states.get(source)
-
-    def predictor(self, source: str, shown: str, wait_s: float = 600.0) -> Predictor:
-        """The ready predictor for ``source``, waiting for a load under way (HSNetError naming ``shown`` if it fails)."""
-        self.start(source, shown)
-        thread = self._threads.get(source)
-        if thread is not None:
-            thread.join(wait_s)
-        with self._lock:
-            if source in self._predictors:
-                self._predictors.move_to_end(source)
-                return self._predictors[source]
-        raise HSNetError(f"weights {shown} could not be loaded; choose other weights, or try again later")
-
-
-# One store per process, at module level: ZeroGPU runs ``run_model`` in a worker that sees module globals.
-STORE = ModelStore()
+# One of each per process, at module level: ZeroGPU runs ``run_model`` in a worker that sees module globals.
+STORE = ModelStore(os.environ.get(WEIGHTS_ENV) or hub.DEFAULT_WEIGHTS)
+PROBES = ProbeStore()
 
 
 @dataclass(frozen=True)
@@ -166,18 +110,11 @@ class WeightsMenu:
 
     @classmethod
     def build(cls, default_source: str) -> WeightsMenu:
-        """The operator's weights first (a local path shown by its file name only), then every registry name."""
+        """The operator's weights first (a local path shown by its last part only), then every registry name."""
         entries = hub.registry()
-        sources: dict[str, str] = {}
-        labels: dict[str, str] = {}
-        if default_source in entries:
-            default = default_source
-        else:
-            path = Path(default_source)
-            local = path.exists() or os.sep in default_source or default_source.endswith((".pt", ".safetensors"))
-            default = f"local: {path.name}" if local else default_source
-            sources[default] = default_source
-            labels[default] = f"{default} (chosen by the server)"
+        default = public_name(default_source)
+        sources = {default: default_source}
+        labels = {default: default if default_source in entries else f"{default} (chosen by the server)"}
         for name, entry in entries.items():
             fold = "" if entry.fold is None else f" fold {entry.fold}"
             sources[name] = name
@@ -194,7 +131,7 @@ class WeightsMenu:
         for name, source in self.sources.items():
             if source == value:
                 return name
-        raise InputError(f"unknown weights {value!r}; choose one of {', '.join(self.sources)}")
+        raise InputError(f"unknown weights {public_name(value)!r}; choose one of {', '.join(self.sources)}")
 
     def source(self, value: str) -> str:
         return self.sources[self.shown(value)]
@@ -263,31 +200,6 @@ def friendly(fn: F) -> F:
     return wrapper  # type: ignore[return-value]
 
 
-UNREADABLE = (OSError, ValueError, SyntaxError, Image.DecompressionBombError)
-C = TypeVar("C", bound=gr.components.Component)
-
-
-def reports_unreadable(component: C, what: str) -> C:
-    """``component`` whose unreadable uploads fail with a message naming ``what``, not an opaque error.
-
-    Gradio opens an uploaded image before any callback runs; a text file renamed .png would
-    otherwise fail the request with "Could not preprocess input component". The instance's
-    ``preprocess`` is wrapped rather than subclassed: Gradio writes a .pyi stub beside the
-    module of every Component subclass.
-    """
-    original = component.preprocess
-
-    def preprocess(payload: Any) -> Any:
-        try:
-            return original(payload)
-        except UNREADABLE as exc:
-            raise gr.Error(f"{what}: the file is not an image that can be read; upload a PNG or JPEG",
-                           print_exception=False) from exc
-
-    component.preprocess = preprocess  # type: ignore[method-assign]
-    return component
-
-
 @dataclass(frozen=True)
 class SegmentRequest:
     """What the Segment button sends, decoded and checked once: exactly what the predictor consumes."""
@@ -333,22 +245,41 @@ class SegmentRequest:
 
 @dataclass
 class Exploration:
-    """What the page keeps per session after a segmentation: small pictures and maps, for clicks and redraws."""
+    """What a session keeps after a segmentation (well under 1 MB): compressed pictures and small maps.
 
-    source: str
-    prediction: Prediction  # features on the CPU, for the probe
-    display: Image.Image  # the query at display size (small queries enlarged)
-    overlay: Image.Image  # the result picture without a marker
+    The inputs a click needs again live in the process's ``PROBES`` (at model resolution,
+    within a byte budget), under the session's key.
+    """
+
+    key: str  # the Gradio session, the key of its Probe in PROBES
+    weights: str  # the name visitors see
+    size: tuple[int, int]  # the query's (width, height)
+    display_jpeg: bytes  # the query at display size (small queries enlarged)
+    overlay_jpeg: bytes  # the result picture, without a marker
+    probability: np.ndarray  # uint8 (0..255 for 0..1), at most THUMB_SIDE * 2 on its longer side
     layer_maps: list[LayerMap]
-    probability: np.ndarray  # at display size
-    supports: list[Image.Image]  # at probe tile size
+    supports: list[Image.Image]  # at PROBE_TILE
     point: tuple[float, float] | None = None  # the last clicked point, in query pixels
     probe: list[list[LayerMap]] = field(default_factory=list)
 
     @property
+    def display(self) -> Image.Image:
+        return Image.open(io.BytesIO(self.display_jpeg)).convert("RGB")
+
+    @property
+    def overlay(self) -> Image.Image:
+        return Image.open(io.BytesIO(self.overlay_jpeg)).convert("RGB")
+
+    @property
     def scale(self) -> float:
         """Display pixels per query pixel."""
-        return self.display.width / self.prediction.size[0]
+        return display_size(self.size, DISPLAY_SIDE, MIN_DISPLAY_SIDE)[0] / self.size[0]
+
+
+def jpeg(image: Image.Image) -> bytes:
+    buffer = io.BytesIO()
+    image.save(buffer, format="JPEG", quality=92)
+    return buffer.getvalue()
 
 
 @dataclass
@@ -370,7 +301,7 @@ class SegmentAnswer:
 OUTPUT_LABELS = {
     "result": "Result: click a point to probe it",
     "probability": "Foreground probability",
-    "mask_png": "Mask (PNG at the query's size)",
+    "mask_png": "Download the mask (PNG at the query's size)",
     "summary": "Summary",
     "level_4": level_title(4),
     "level_3": level_title(3),
@@ -394,7 +325,17 @@ def run_model(source: str, query: Image.Image, images: list[Image.Image], masks:
     It takes the weights' source, not the predictor, and returns only CPU data, because on
     ZeroGPU it runs in a worker process that arguments and results are passed to and from.
     """
-    return STORE.predictor(source, source).predict(query, images, masks, rule=rule).to("cpu")
+    return STORE.predictor(source).predict(query, images, masks, rule=rule).to("cpu")
+
+
+@on_gpu
+def probe_point(probe: Probe, x: float, y: float) -> list[list[LayerMap]]:
+    """The query point (x, y) (original pixels) against every support cell, per support and layer, from ``probe``."""
+    predictor = STORE.predictor(probe.weights)
+    mx, my = probe.model_point(x, y)
+    again = predictor.predict(Image.fromarray(probe.query), [Image.fromarray(s) for s in probe.supports],
+                              list(probe.masks))
+    return predictor.point_correlation(again, mx, my)
 
 
 def level_galleries(maps: Sequence[LayerMap], display: Image.Image, scale: ColourScale,
@@ -418,30 +359,13 @@ def summary(prediction: Prediction, weights: str, rule: str) -> str:
             f"**{prediction.timings['total']:.2f} s on {prediction.device}**{cache}: {stages}")
 
 
-def save_mask_file(mask: np.ndarray, name: str) -> Path:
-    """Write the full-size mask PNG for download under MASK_DIR, removing the ones older than MASK_FILE_LIFETIME_S."""
-    cutoff = time.time() - MASK_FILE_LIFETIME_S
-    for folder in MASK_DIR.iterdir():
-        try:
-            old = folder.stat().st_mtime < cutoff
-        except OSError:  # removed meanwhile by a concurrent answer
-            continue
-        if old:
-            shutil.rmtree(folder, ignore_errors=True)
-    path = Path(tempfile.mkdtemp(dir=MASK_DIR)) / name  # a folder per answer keeps the readable file name unique
-    mask_image(mask).save(path)
-    return path
-
-
-atexit.register(shutil.rmtree, MASK_DIR, ignore_errors=True)
-
-
-def answer(request: SegmentRequest, prediction: Prediction, mode: str) -> tuple[SegmentAnswer, Exploration]:
+def answer(request: SegmentRequest, prediction: Prediction, mode: str, masks: MaskFiles,
+           key: str) -> tuple[SegmentAnswer, Exploration]:
     """Every picture of one prediction, drawn from one display-size copy of the query (resized once)."""
     display = fit(request.query, DISPLAY_SIDE, MIN_DISPLAY_SIDE)
     overlay = overlay_mask(display, resized_mask(prediction.mask, display.size))
-    probability = np.asarray(Image.fromarray(prediction.probability.astype(np.float32), mode="F")
-                             .resize(display.size, Image.BILINEAR))
+    small = display_size(display.size, THUMB_SIDE * 2)
+    probability = np.asarray(Image.fromarray(prediction.probability.astype(np.float32), mode="F").resize(small, Image.BILINEAR))
     layer_scale = shared_scale([m.values for m in prediction.layer_maps], LAYER_SCALE_LABEL)
     vote_scale = ColourScale(0.0, 1.0, f"Share of the {len(prediction.shot_masks)} supports saying foreground",
                              "viridis")
@@ -449,12 +373,13 @@ def answer(request: SegmentRequest, prediction: Prediction, mode: str) -> tuple[
     support_predictions = [
         (overlay_mask(thumb, resized_mask(m, thumb.size)), f"Support {i} alone: {m.mean() * 100:.1f}% foreground")
         for i, m in enumerate(prediction.shot_masks, start=1)]
-    state = Exploration(request.source, prediction, display, overlay, prediction.layer_maps, probability,
+    state = Exploration(key, request.weights, request.query.size, jpeg(display), jpeg(overlay),
+                        (np.clip(probability, 0, 1) * 255).round().astype(np.uint8), prediction.layer_maps,
                         [fit(s, PROBE_TILE) for s in request.supports])
     result = SegmentAnswer(
         result=overlay,
-        probability=probability_picture(state, mode),
-        mask_png=str(save_mask_file(prediction.mask, f"{request.query_name}_mask.png")),
+        probability=probability_picture(state, mode, display),
+        mask_png=str(masks.save(prediction.mask, request.query_name)),
         summary=summary(prediction, request.weights, request.rule),
         level_4=[], level_3=[], level_2=[],
         layer_scale=colourbar(layer_scale, width=480),
@@ -466,10 +391,12 @@ def answer(request: SegmentRequest, prediction: Prediction, mode: str) -> tuple[
     return result, state
 
 
-def probability_picture(state: Exploration, mode: str) -> Image.Image:
+def probability_picture(state: Exploration, mode: str, display: Image.Image | None = None) -> Image.Image:
     """The foreground probability on its fixed 0..1 scale, alone or over the photo, with the colourbar."""
-    photo = state.display if mode == OVER_PHOTO else None
-    return with_colourbar(heatmap(state.probability, state.display.size, PROBABILITY_SCALE, photo), PROBABILITY_SCALE)
+    photo = (display or state.display) if mode == OVER_PHOTO else None
+    size = display.size if display is not None else display_size(state.size, DISPLAY_SIDE, MIN_DISPLAY_SIDE)
+    values = state.probability.astype(np.float32) / 255
+    return with_colourbar(heatmap(values, size, PROBABILITY_SCALE, photo), PROBABILITY_SCALE)
 
 
 def data_url(image: Image.Image) -> str:
@@ -522,7 +449,17 @@ def probe_html(state: Exploration, mode: str) -> str:
 # ------------------------------------------------------------------------------------------ callbacks
 
 
-def make_segment(menu: WeightsMenu) -> Callable[..., tuple]:
+def wait_for_weights(source: str, progress: gr.Progress) -> None:
+    """Wait (showing the banner's words as progress) while weights ``source`` load; up to WAIT_FOR_WEIGHTS_S."""
+    state = STORE.start(source)
+    deadline = time.monotonic() + WAIT_FOR_WEIGHTS_S
+    while state.status == "loading" and time.monotonic() < deadline:
+        progress(state.progress, desc=state.message)
+        time.sleep(0.5)
+        state = STORE.state(source)
+
+
+def make_segment(menu: WeightsMenu, masks: MaskFiles) -> Callable[..., tuple]:
     """The Segment button's callback; its parameter names are the `/segment` API's (kept for existing clients)."""
 
     @friendly
@@ -531,19 +468,19 @@ def make_segment(menu: WeightsMenu) -> Callable[..., tuple]:
                 support_4: dict | None = None, support_5: dict | None = None,
                 mask_1: str | None = None, mask_2: str | None = None, mask_3: str | None = None,
                 mask_4: str | None = None, mask_5: str | None = None, mode: str = OVER_PHOTO,
-                progress: gr.Progress = gr.Progress()) -> tuple:
+                request: gr.Request | None = None, progress: gr.Progress = gr.Progress()) -> tuple:
         """Segment the query from the supports and draw every picture of the prediction."""
-        request = SegmentRequest.from_form(menu, query, weights, rule,
-                                           (support_1, support_2, support_3, support_4, support_5),
-                                           (mask_1, mask_2, mask_3, mask_4, mask_5))
-        state = STORE.state(request.source)
-        if state is None or state.status != "ready":
-            progress(0.05, desc=f"Waiting for weights {request.weights} to load")
-        STORE.predictor(request.source, request.weights)  # here, not in the GPU step: the model stays in this process
-        progress(0.3, desc=f"Segmenting with {len(request.supports)} support(s)")
-        prediction = run_model(request.source, request.query, request.supports, request.masks, request.rule)
+        form = SegmentRequest.from_form(menu, query, weights, rule,
+                                        (support_1, support_2, support_3, support_4, support_5),
+                                        (mask_1, mask_2, mask_3, mask_4, mask_5))
+        wait_for_weights(form.source, progress)
+        predictor = STORE.predictor(form.source)  # here, not in the GPU step: the model stays in this process
+        progress(0.3, desc=f"Segmenting with {len(form.supports)} support(s)")
+        prediction = run_model(form.source, form.query, form.supports, form.masks, form.rule)
         progress(0.9, desc="Drawing")
-        result, exploration = answer(request, prediction, mode)
+        key = request.session_hash if request is not None and request.session_hash else "api"
+        PROBES.put(key, Probe.build(form.source, form.query, form.supports, form.masks, predictor.image_size))
+        result, exploration = answer(form, prediction, mode, masks, key)
         return (*astuple_shallow(result), exploration)
 
     return segment
@@ -558,10 +495,10 @@ def astuple_shallow(answer: SegmentAnswer) -> tuple:
 def explore(state: Exploration | None, mode: str, evt: gr.SelectData) -> tuple:
     """A click on the result: the marker where it landed, and that point's correlation with every support pixel."""
     if state is None:
-        raise gr.Error("Segment first, then click a point on the result.", print_exception=False)
+        raise InputError("no result to explore yet; press Segment first, then click a point on the result")
     x, y = (v / state.scale for v in evt.index[:2])
+    state.probe = probe_point(PROBES.get(state.key), x, y)
     state.point = (x, y)
-    state.probe = STORE.predictor(state.source, "in use").point_correlation(state.prediction, x, y)
     marked = mark_point(state.overlay, x * state.scale, y * state.scale)
     return marked, probe_html(state, mode), gr.Tabs(selected="probe"), state
 
@@ -581,18 +518,17 @@ def redraw(state: Exploration | None, mode: str) -> tuple:
             probe_html(state, mode))
 
 
-def banner_html(state: LoadState | None, shown: str) -> str:
-    """The line at the top of the page: which weights are in use, or that they load, or that they failed."""
-    if state is None or state.status == "loading":
-        waited = 0 if state is None else time.time() - state.started_at
-        return (f"<div class='hs-banner hs-wait' role='status' aria-live='polite'><b>Loading weights "
-                f"{html.escape(shown)}</b> ({waited:.0f} s so far). This happens once per process; a segmentation "
-                "started now waits for it.<progress aria-label='Loading weights'></progress></div>")
+def banner_html(state: LoadState) -> str:
+    """The line at the top of the page: the weights in use, or how their loading goes, or that it failed."""
+    message = html.escape(state.message)
+    if state.status in ("idle", "loading"):
+        bar = (f"<progress value='{state.progress:.2f}' max='1'" if state.progress is not None else "<progress") + \
+            " aria-label='Loading the weights'></progress>"
+        return f"<div class='hs-banner hs-wait' role='status' aria-live='polite'><b>{message}</b>{bar}</div>"
     if state.status == "ready":
-        return f"<div class='hs-banner hs-ok' role='status' aria-live='polite'>{html.escape(state.message)}.</div>"
-    return (f"<div class='hs-banner hs-missing' role='alert'><b>{html.escape(state.message)}.</b> Choose other "
-            "weights in the Checkpoint menu, or come back later. If you run this page, the server log says why "
-            "and the README's section \"The app\" says how to provide weights.</div>")
+        return f"<div class='hs-banner hs-ok' role='status' aria-live='polite'>{message}</div>"
+    return (f"<div class='hs-banner hs-missing' role='alert'><b>{message}</b> Meanwhile, choose other weights in the "
+            "Checkpoint menu.</div>")
 
 
 def make_banner(menu: WeightsMenu) -> Callable[[str], tuple]:
@@ -600,13 +536,11 @@ def make_banner(menu: WeightsMenu) -> Callable[[str], tuple]:
 
     def banner(weights: str) -> tuple:
         try:
-            shown = menu.shown(weights)
-        except InputError:
-            return banner_html(LoadState("failed", f"Unknown weights {weights}", time.time()), weights), gr.Timer(
-                active=False)
-        STORE.start(menu.source(weights), shown)
-        state = STORE.state(menu.source(weights))
-        return banner_html(state, shown), gr.Timer(active=state is None or state.status == "loading")
+            source = menu.source(weights)
+        except InputError as exc:
+            return banner_html(LoadState(public_name(weights), "failed", str(exc))), gr.Timer(active=False)
+        state = STORE.start(source)
+        return banner_html(state), gr.Timer(active=state.status in ("idle", "loading"))
 
     return banner
 
@@ -619,7 +553,8 @@ INTRO = f"""
 Show the model **one to five photos of an object, each with the object painted**, and it finds that kind of
 object in a new photo, with no training. Then look inside: how each backbone layer matched the supports.
 
-1. Pick an example below, or upload a **query** photo and a photo in **Support 1**.
+1. Pick an example below, or upload a **query** photo and a photo in **Support 1** (PNG or JPEG, up to
+   {MAX_UPLOAD_BYTES // 2**20} MB each).
 2. Paint over the object in each support with the brush (or upload a mask). More supports: tabs 2 to 5.
 3. Press **Segment**, then **click a point on the result** to see where it matches the supports.
 
@@ -684,6 +619,11 @@ THEME = gr.themes.Soft().set(
     block_info_text_color="#374151",
     block_title_text_color="#1f2937",
     checkbox_label_text_color="#1f2937",
+    # White text on the primary colour, and the primary colour as text (selected tabs), at 4.5:1 or better.
+    color_accent="*primary_700",
+    button_primary_background_fill="*primary_600",
+    button_primary_background_fill_hover="*primary_700",
+    checkbox_label_background_fill_selected="*primary_600",
 )
 
 # Names for what Gradio draws without one: the editor's canvas and any picture without alt text.
@@ -711,16 +651,17 @@ HEAD = """
 SCROLL_TO = "(id) => setTimeout(() => document.getElementById(id)?.scrollIntoView({behavior: 'instant', block: 'start'}), 150)"
 
 
-def build_demo(default_weights: str, episodes: Sequence[Episode]) -> gr.Blocks:
+def build_demo(default_weights: str, episodes: Sequence[Episode], masks: MaskFiles) -> gr.Blocks:
     """The page: inputs, examples, results and the three ways of looking inside the model."""
     menu = WeightsMenu.build(default_weights)
-    with gr.Blocks(title="HSNet few-shot segmentation", delete_cache=(3600, 3600)) as demo:
+    with gr.Blocks(title="HSNet few-shot segmentation", delete_cache=DELETE_CACHE) as demo:
         gr.Markdown(INTRO)
-        status = gr.HTML(banner_html(None, menu.default), label="Weights status", elem_id="weights-banner")
+        status = gr.HTML(banner_html(STORE.state(menu.source(menu.default))), label="Weights status",
+                         elem_id="weights-banner")
         poll = gr.Timer(1.0, active=True)
         with gr.Row(equal_height=False):
             with gr.Column(min_width=320):
-                query = reports_unreadable(gr.Image(label="Query: the photo to segment", type="filepath",
+                query = guard_image(gr.Image(label="Query: the photo to segment", type="filepath",
                                                     image_mode=None, sources=["upload", "clipboard"], height=360,
                                                     elem_id="query-image"),
                                            "query image")
@@ -729,14 +670,14 @@ def build_demo(default_weights: str, episodes: Sequence[Episode]) -> gr.Blocks:
                 with gr.Tabs(elem_id="support-tabs"):
                     for i in range(1, MAX_SUPPORTS + 1):
                         with gr.Tab(f"Support {i}" if i == 1 else str(i), id=f"support-{i}"):
-                            editors.append(reports_unreadable(gr.ImageEditor(
+                            editors.append(guard_editor(gr.ImageEditor(
                                 label=f"Support {i}: paint over the object" + (" (optional)" if i > 1 else ""),
                                 type="pil", format="png", sources=["upload", "clipboard"], transforms=(),
                                 layers=False, height=360, elem_id=f"support-editor-{i}",
-                                brush=gr.Brush(colors=[("#ff4040", 0.7)], color_mode="fixed")), f"support {i} image"))
+                                brush=gr.Brush(colors=[("#ff4040", 0.7)], color_mode="fixed")), f"support {i}"))
                             with gr.Accordion("...or upload its mask (an uploaded mask wins over painting)",
                                               open=False) as accordion:
-                                uploads.append(reports_unreadable(gr.Image(label=f"Support {i} mask", type="filepath",
+                                uploads.append(guard_image(gr.Image(label=f"Support {i} mask", type="filepath",
                                                                 image_mode=None, sources=["upload"], height=200,
                                                                 elem_id=f"support-{i}-mask"),
                                                      f"support {i} mask"))
@@ -760,7 +701,7 @@ def build_demo(default_weights: str, episodes: Sequence[Episode]) -> gr.Blocks:
             with gr.Column(min_width=320):
                 result = gr.Image(label=OUTPUT_LABELS["result"], interactive=False, elem_id="result-image",
                                   buttons=["fullscreen"])
-                mask_file = gr.DownloadButton("Download the mask (PNG at the query's size)", variant="secondary",
+                mask_file = gr.DownloadButton(OUTPUT_LABELS["mask_png"], variant="secondary",
                                               elem_id="mask-file")
             with gr.Column(min_width=320):
                 probability = gr.Image(label=OUTPUT_LABELS["probability"], interactive=False,
@@ -789,7 +730,7 @@ def build_demo(default_weights: str, episodes: Sequence[Episode]) -> gr.Blocks:
 
         segment_outputs = [result, probability, mask_file, summary_box, *levels, layer_scale, shots, vote, state]
         run.click(lambda: PROBE_EMPTY, None, probe, api_name=False, queue=False)
-        run.click(make_segment(menu), [query, weights, rule, *editors, *uploads, mode], segment_outputs,
+        run.click(make_segment(menu, masks), [query, weights, rule, *editors, *uploads, mode], segment_outputs,
                   api_name="segment", concurrency_limit=2 if ON_CUDA else 1, concurrency_id="model",
                   show_progress_on=[summary_box]).success(
             download_label, mask_file, mask_file, api_name=False, queue=False, show_progress="hidden").success(
@@ -816,11 +757,13 @@ def main(argv: Sequence[str] | None = None) -> None:
     args = parser.parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s %(levelname)s %(message)s")
     signal.signal(signal.SIGTERM, lambda *_: sys.exit(0))  # a stop (e.g. a Space restarting) runs the atexit cleanup
-    demo = build_demo(args.weights, read_episodes())
-    STORE.start(args.weights, WeightsMenu.build(args.weights).default)
+    private_temp_dir()  # before the page is built: Gradio's cache and the masks go in this process's own folder
+    STORE.default = args.weights
+    STORE.start(args.weights)
+    demo = build_demo(args.weights, read_episodes(), MaskFiles())
     demo.queue(default_concurrency_limit=1, max_size=32)
-    demo.launch(server_name=os.environ.get("GRADIO_SERVER_NAME", "127.0.0.1"), server_port=args.port,
-                max_file_size=MAX_UPLOAD, css=CSS, theme=THEME, head=HEAD)
+    demo.launch(server_name=os.environ.get("GRADIO_SERVER_NAME", "127.0.0.1"), server_port=args.port, css=CSS,
+                theme=THEME, head=HEAD, **launch_kwargs())
 
 
 if __name__ == "__main__":

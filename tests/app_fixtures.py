@@ -38,13 +38,16 @@ class Served:
 
 
 @contextmanager
-def serve_app(weights: str | os.PathLike, log: Path) -> Iterator[Served]:
-    """Run app.py with ``HSNET_WEIGHTS=weights`` until the block ends (RuntimeError with its log if it does not start)."""
+def serve_app(weights: str | os.PathLike, log: Path, env: dict[str, str] | None = None) -> Iterator[Served]:
+    """Run app.py with ``HSNET_WEIGHTS=weights`` (and ``env`` over the defaults) until the block ends.
+
+    RuntimeError with its log if it does not start. By default the Hub is offline.
+    """
     port = load_test.free_port()
     tmp = log.parent / f"{log.stem}-tmp"
     tmp.mkdir(exist_ok=True)
     env = {**os.environ, "HSNET_WEIGHTS": str(weights), "GRADIO_SERVER_NAME": "127.0.0.1", "TMPDIR": str(tmp),
-           "GRADIO_ANALYTICS_ENABLED": "False", "HF_HUB_OFFLINE": "1", "PYTHONUNBUFFERED": "1"}
+           "GRADIO_ANALYTICS_ENABLED": "False", "HF_HUB_OFFLINE": "1", "PYTHONUNBUFFERED": "1", **(env or {})}
     url = f"http://127.0.0.1:{port}/"
     command = [sys.executable, str(ROOT / "app.py"), "--port", str(port)]
     with load_test.running_server(command, env, log, url, timeout=START_TIMEOUT):
