@@ -41,7 +41,6 @@ from __future__ import annotations
 import argparse
 import ctypes
 import ctypes.util
-import functools
 import json
 import os
 import platform
@@ -77,7 +76,7 @@ START_TIMEOUT = 180.0
 
 
 def serve(port: int, image_size: int) -> None:
-    """Run app.py's ``main`` in this process, with predictors built at ``image_size``.
+    """Run app.py's ``main`` in this process, with its model store building predictors at ``image_size``.
 
     SIGUSR1 makes the process return the heap memory it has freed to the system
     (glibc ``malloc_trim``), so that the load test can tell memory in use from memory
@@ -86,12 +85,12 @@ def serve(port: int, image_size: int) -> None:
     """
     sys.path.insert(0, str(ROOT))
     import app
-    from hsnet.predictor import Predictor
+    from hsnet.serving import ModelStore
 
     libc = ctypes.CDLL(ctypes.util.find_library("c"))
     signal.signal(signal.SIGUSR1, lambda *_: libc.malloc_trim(0))
     if image_size != APP_IMAGE_SIZE:
-        app.Predictor = functools.partial(Predictor, image_size=image_size)
+        app.STORE = ModelStore(app.STORE.default, image_size=image_size)
     app.main(["--port", str(port)])
 
 

@@ -1,6 +1,7 @@
 """label_many: photos or a zip labelled against the supports, bounded per request, archive readable by pycocotools."""
 from __future__ import annotations
 
+import io
 import json
 import zipfile
 from pathlib import Path
@@ -134,3 +135,21 @@ def test_annotations_hold_one_category_and_one_annotation_per_photo(tmp_path: Pa
         document = json.loads(archive.read("annotations.json"))
     assert [c["name"] for c in document["categories"]] == ["cat"]
     assert len(document["images"]) == len(document["annotations"]) == 2
+
+
+def test_the_predictor_segmenter_labels_in_batches_like_single_predictions(resnet50: hsnet.HSNet,
+                                                                           tmp_path: Path) -> None:
+    from hsnet.serving import predictor_segmenter
+
+    predictor = hsnet.Predictor(resnet50, device="cpu", image_size=64)
+    support = Image.fromarray(np.random.default_rng(9).integers(0, 256, (64, 64, 3), dtype=np.uint8))
+    mask = np.zeros((64, 64), bool)
+    mask[16:48, 16:48] = True
+    supports = predictor.set_supports([support], [mask])
+    files = [photo(tmp_path / f"p{i}.png", size, i) for i, size in enumerate(SIZES)]
+    updates = list(label_many(predictor_segmenter(predictor, supports), files, tmp_path, batch_size=3))
+    with zipfile.ZipFile(updates[-1].archive) as archive:
+        for file in files:
+            with Image.open(io.BytesIO(archive.read(f"masks/{file.name}"))) as saved:
+                alone = predictor.predict(Image.open(file), supports).mask
+                assert np.array_equal(np.asarray(saved) > 127, alone)

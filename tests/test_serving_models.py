@@ -140,3 +140,10 @@ def test_at_most_keep_predictors_are_kept_least_recently_used_dropped() -> None:
 def test_odd_names_fail_with_one_short_line(name: str) -> None:
     state = ModelStore(name, loader=failing(WeightsNotFoundError("unknown"))).wait(timeout=10)
     assert state.status == "failed" and "\n" not in state.message and len(state.message) < 300
+
+
+def test_the_store_builds_predictors_at_the_side_it_is_given(resnet50: hsnet.HSNet, tmp_path: Path) -> None:
+    folder = hsnet.save_pretrained(resnet50, tmp_path / "checkpoint")
+    store = ModelStore(str(folder), device="cpu", image_size=64)
+    assert store.wait(timeout=120).status == "ready"
+    assert store.predictor().image_size == 64

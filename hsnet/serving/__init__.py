@@ -20,7 +20,8 @@ ZeroGPU worker sees them; the GPU step receives the weights NAME):
     banner: STORE.state(name) -> LoadState(status, message, progress); a gr.Timer polls it while "loading"
     segment: predictor = STORE.predictor(name) raises WeightsNotReadyError (an HSNetError, one line) at once
              PROBES.put(request.session_hash, Probe.build(weights, query, images, masks, predictor.image_size))
-    explore: probe = PROBES.get(session_key) (ProbeExpiredError: "press Segment again")
+    explore: maps = point_maps(STORE.predictor(probe.weights), PROBES.get(session_key), x, y)
+             (ProbeExpiredError, one line: "press Segment again"; x, y in the query's original pixels)
     components: guards.guard_image(gr.Image(...), "query image"), guards.guard_editor(gr.ImageEditor(...),
                 f"support {i}"), guards.guard_image(gr.Image(...), f"support {i} mask")
     gr.Blocks(delete_cache=files.DELETE_CACHE); demo.launch(**guards.launch_kwargs(), ...)
@@ -30,12 +31,12 @@ ZeroGPU worker sees them; the GPU step receives the weights NAME):
 from .files import DELETE_CACHE, MaskFiles, private_temp_dir
 from .label_many import MAX_LABEL_BYTES, MAX_LABEL_QUERIES, LabelUpdate, label_many, predictor_segmenter
 from .models import LoadState, ModelStore, WeightsNotReadyError, load_predictor, public_name
-from .probes import PROBE_BUDGET_BYTES, Probe, ProbeExpiredError, ProbeStore
+from .probes import PROBE_BUDGET_BYTES, Probe, ProbeExpiredError, ProbeStore, point_maps
 from .uploads import MAX_BRUSH_LAYERS, MAX_UPLOAD, MAX_UPLOAD_BYTES
 
 __all__ = [
     "DELETE_CACHE", "LabelUpdate", "LoadState", "MAX_BRUSH_LAYERS", "MAX_LABEL_BYTES", "MAX_LABEL_QUERIES",
     "MAX_UPLOAD", "MAX_UPLOAD_BYTES", "MaskFiles", "ModelStore",
     "PROBE_BUDGET_BYTES", "Probe", "ProbeExpiredError", "ProbeStore", "WeightsNotReadyError", "load_predictor",
-    "label_many", "predictor_segmenter", "private_temp_dir", "public_name",
+    "label_many", "point_maps", "predictor_segmenter", "private_temp_dir", "public_name",
 ]

@@ -72,12 +72,13 @@ def _why(exc: BaseException) -> str:
     return "could not be loaded because of an unexpected error"
 
 
-def load_predictor(name: str, device: str | None, progress: Progress) -> Predictor:
-    """The production loader: weights by registry name, Hub repo id or local path, then a Predictor on ``device``."""
+def load_predictor(name: str, device: str | None, progress: Progress, image_size: int | None = None) -> Predictor:
+    """The production loader: weights by registry name, Hub repo id or local path, then a Predictor on ``device``
+    at ``image_size`` (None: the side the weights' config names)."""
     progress(None, "reading or downloading the weights")
     model = hub.from_pretrained(name)
     progress(0.9, "preparing the model")
-    return Predictor(model, device=device)
+    return Predictor(model, device=device, image_size=image_size)
 
 
 @dataclass
@@ -96,17 +97,17 @@ class _Entry:
 class ModelStore:
     """Predictors by weights name, loaded in background threads; at most ``keep`` kept ready.
 
-    ``loader(name, progress)`` builds a Predictor (default: ``load_predictor`` on ``device``);
+    ``loader(name, progress)`` builds a Predictor (default: ``load_predictor`` on ``device`` at ``image_size``);
     tests inject slow or failing loaders. One store per process at module level lets a
     ZeroGPU worker reach it: the GPU step receives the weights name and calls ``predictor``.
     """
 
-    def __init__(self, default: str, device: str | None = None, *, loader: Loader | None = None, keep: int = 2,
-                 retry_after_s: float = RETRY_AFTER_S):
+    def __init__(self, default: str, device: str | None = None, *, image_size: int | None = None,
+                 loader: Loader | None = None, keep: int = 2, retry_after_s: float = RETRY_AFTER_S):
         self.default = default
         self.keep = keep
         self.retry_after_s = retry_after_s
-        self._loader: Loader = loader or (lambda name, progress: load_predictor(name, device, progress))
+        self._loader: Loader = loader or (lambda name, progress: load_predictor(name, device, progress, image_size))
         self._entries: dict[str, _Entry] = {}
         self._lock = threading.Lock()
 
