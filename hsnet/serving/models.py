@@ -27,6 +27,7 @@ LoadStatus = Literal["idle", "loading", "ready", "failed"]
 Progress = Callable[[float | None, str], None]  # (fraction done or None when unknown, what is happening)
 Loader = Callable[[str, Progress], Predictor]
 RETRY_AFTER_S = 300.0
+DOWNLOAD_SHARE = 0.85  # of the progress bar: the rest is converting and preparing the model
 HUB_REPO_ID = re.compile(r"[\w.-]+/[\w.-]+")
 
 
@@ -75,8 +76,14 @@ def _why(exc: BaseException) -> str:
 def load_predictor(name: str, device: str | None, progress: Progress, image_size: int | None = None) -> Predictor:
     """The production loader: weights by registry name, Hub repo id or local path, then a Predictor on ``device``
     at ``image_size`` (None: the side the weights' config names)."""
+    def downloading(done: int, total: int | None) -> None:
+        if total:
+            progress(DOWNLOAD_SHARE * done / total, f"downloading the weights, {done / 2**20:.0f} of {total / 2**20:.0f} MB")
+        else:
+            progress(None, f"downloading the weights, {done / 2**20:.0f} MB so far")
+
     progress(None, "reading or downloading the weights")
-    model = hub.from_pretrained(name)
+    model = hub.from_pretrained(name, progress=downloading)
     progress(0.9, "preparing the model")
     return Predictor(model, device=device, image_size=image_size)
 
