@@ -18,7 +18,7 @@ import pytest
 from gradio_client.exceptions import AppError
 from PIL import Image
 
-from app_fixtures import app_checkpoint, load_test  # noqa: F401  (fixture)
+from app_fixtures import app_checkpoint, load_test, serve_app  # noqa: F401  (fixture)
 from crafted_files import png_claiming
 
 pytestmark = pytest.mark.timeout(300)
@@ -120,3 +120,18 @@ def test_hostile_requests_are_refused_without_a_memory_spike(server, inputs, app
     cases = load_test.run_hostile(server, inputs, str(app_checkpoint), tmp_path / "downloads", tmp_path,
                                   HOSTILE_LAYER_SIDE, HOSTILE_PEAK_BUDGET_MB)
     assert [c["case"] for c in cases if not c["passed"]] == [], cases
+
+
+@pytest.mark.slow
+def test_nothing_a_visitor_sent_outlives_the_app(app_checkpoint: Path, tmp_path: Path) -> None:  # noqa: F811
+    inputs = load_test.make_inputs(tmp_path, 1)
+    with serve_app(app_checkpoint, tmp_path / "app.log") as served:
+        client = load_test.connect(served.url, tmp_path / "downloads")
+        query, size = inputs.queries[0]
+        assert load_test.check_answer(load_test.segment(client, query, inputs.support, inputs.mask,
+                                                        str(app_checkpoint)), size) is None
+        kept = [p.name for p in served.tmp.rglob("*") if p.is_file()]
+        assert query.name in kept and "support.png" in kept  # the uploads live in the process's folder meanwhile
+    # Stopped (SIGTERM): uploads, results and masks are gone. (Gradio makes an empty gradio/vibe_edit_history
+    # folder under the system's temporary folder when it is imported, before the app can choose its own.)
+    assert [p for p in served.tmp.rglob("*") if p.is_file()] == []
