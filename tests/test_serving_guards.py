@@ -24,7 +24,7 @@ import pytest
 from PIL import Image
 
 from crafted_files import png_claiming
-from hsnet.serving.guards import MAX_PENDING_EDITS
+from hsnet.serving.guards import MAX_PENDING_EDIT_BYTES, MAX_PENDING_EDITS
 
 pytestmark = [pytest.mark.slow, pytest.mark.timeout(300)]
 ROOT = Path(__file__).resolve().parent.parent
@@ -194,6 +194,16 @@ def test_pending_editor_blobs_are_bounded(page: Page) -> None:
     assert ok and "no background" in outputs[0]
     ok, outputs = page.call(query, {"id": f"visit-{MAX_PENDING_EDITS + 7}"})
     assert ok and "background 16x16" in outputs[0]
+
+
+def test_pending_editor_bytes_are_bounded(page: Page) -> None:
+    large = png(2, 2) + bytes(19 * 2**20)  # a valid header, then bytes Pillow never reads while checking
+    count = MAX_PENDING_EDIT_BYTES // len(large) + 2
+    for number in range(count):
+        assert page.post_blob(f"large-{number}", "background", None, large) == 200
+    query = page.upload("q.png", png(8, 8))
+    ok, outputs = page.call(query, {"id": "large-0"})  # dropped to hold the byte budget: the editor arrives empty
+    assert ok and "no background" in outputs[0]
 
 
 def test_nothing_a_visitor_sent_remains_after_shutdown(page: Page) -> None:
