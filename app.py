@@ -626,7 +626,7 @@ THEME = gr.themes.Soft().set(
     checkbox_label_background_fill_selected="*primary_600",
 )
 
-# Names for what Gradio draws without one: the editor's canvas and any picture without alt text.
+# Names for what Gradio draws without one (the editor's canvas, pictures without alt text) and keyboard order.
 HEAD = """
 <script>
 (() => {
@@ -644,6 +644,20 @@ HEAD = """
     });
   };
   new MutationObserver(name).observe(document.documentElement, {childList: true, subtree: true});
+  // Gradio's dropdown drops keyboard focus on the page body when left with Tab: move it on to the next control.
+  document.addEventListener('keydown', (event) => {
+    const menu = event.target.closest && event.target.closest('.hs-keep-focus');
+    if (event.key !== 'Tab' || !menu) return;
+    const focusable = [...document.querySelectorAll('input, button, select, textarea, a[href], [tabindex]')]
+      .filter((e) => e.tabIndex >= 0 && !e.disabled && e.getClientRects().length && !menu.contains(e));
+    const after = focusable.filter((e) => menu.compareDocumentPosition(e) &
+      (event.shiftKey ? Node.DOCUMENT_POSITION_PRECEDING : Node.DOCUMENT_POSITION_FOLLOWING));
+    const next = event.shiftKey ? after[after.length - 1] : after[0];
+    if (!next) return;
+    event.preventDefault();
+    event.target.blur();
+    setTimeout(() => next.focus(), 60);
+  }, true);
 })();
 </script>
 """
@@ -686,7 +700,7 @@ def build_demo(default_weights: str, episodes: Sequence[Episode], masks: MaskFil
                                                accordion, api_name=False, queue=False)
         with gr.Row(equal_height=False):
             weights = gr.Dropdown(menu.choices(), value=menu.default, label="Checkpoint", allow_custom_value=True,
-                                  min_width=240, elem_id="weights-menu")
+                                  min_width=240, elem_id="weights-menu", elem_classes="hs-keep-focus")
             rule = gr.Radio(["vote", "mean-prob"], value="vote", label="K-shot rule", min_width=240,
                             info="vote: the authors' rule; mean-prob: average probability")
             mode = gr.Radio([OVER_PHOTO, ALONE], value=OVER_PHOTO, label="Heatmaps", min_width=240,
