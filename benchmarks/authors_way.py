@@ -26,7 +26,7 @@ import torch
 from hsnet.model import FeaturePyramid, HSNet, combine_shots
 from hsnet.model import correlation
 from hsnet.model.conv4d import CenterPivotConv4d
-from hsnet.model.folding import unfolded
+from hsnet.model.backbone import unfolded
 
 
 def permute_center_pivot(layer: CenterPivotConv4d, x: torch.Tensor) -> torch.Tensor:

@@ -129,7 +129,8 @@ def run_setting(setting: Setting, repeats: int, warmup: int, max_seconds: float)
     sys.path[:0] = [str(ROOT), str(ROOT / "benchmarks")]
     import hsnet
     from authors_way import authors_episode
-    from hsnet.model import EpisodeRunner, SpeedOptions, combine_shots, retain_freed_memory
+    from hsnet.model import combine_shots
+    from hsnet.runtime import InferenceContext, cached_logits, episode_logits, retain_freed_memory
 
     if setting.retain_memory and setting.device == "cpu":
         retain_freed_memory()
@@ -141,8 +142,9 @@ def run_setting(setting: Setting, repeats: int, warmup: int, max_seconds: float)
     query = torch.randn(b, 3, side, side, device=device)
     supports = torch.randn(b, k, 3, side, side, device=device)
     masks = blob_masks(b * k, side, setting.mask_cover).view(b, k, side, side).to(device)
-    options = SpeedOptions(precision=setting.precision, compile=setting.compile, cuda_graphs=setting.cuda_graphs)
-    runner = EpisodeRunner(model, options)
+    context = InferenceContext.create(device, setting.precision, compile=setting.compile,
+                                      cuda_graphs=setting.cuda_graphs)
+    context.prepare(model)
     extra: dict[str, Any] = {"mask_pixels": round(float(masks.mean()), 3)}
 
     def sync() -> None:
@@ -151,14 +153,15 @@ def run_setting(setting: Setting, repeats: int, warmup: int, max_seconds: float)
 
     if setting.case == "episode":
         def call() -> Any:
-            return combine_shots(runner.shot_logits(query, supports, masks), "vote")
+            return combine_shots(episode_logits(model, context, query, supports, masks), "vote")
     elif setting.case == "cached":
-        cached = runner.support_features(supports.flatten(0, 1), masks.flatten(0, 1))
+        with context.inference():
+            cached = model.support_features(supports.flatten(0, 1), masks.flatten(0, 1))
         level2 = cached.levels[-1]
         extra["kept_support_positions"] = float((level2.abs().amax(dim=(1, 2)) > 0).float().mean())
 
         def call() -> Any:
-            return combine_shots(runner.cached_shot_logits(query, cached, k), "vote")
+            return combine_shots(cached_logits(model, context, query, cached, k), "vote")
     elif setting.case == "authors":
         with torch.inference_mode():  # the baseline computes the same masks as hsnet's episode
             ours = combine_shots(model.shot_logits(query, supports, masks), "vote")
@@ -236,9 +239,9 @@ def device_info(device: str) -> dict[str, str]:
 
 
 def estimated_bytes(s: Setting) -> float:
-    """Rough peak: the correlation pyramids held at once (CPU passes, see hsnet/model/passes.py), 2.5x for the
+    """Rough peak: the correlation pyramids held at once (CPU passes, see hsnet/runtime/passes.py), 2.5x for the
     learner's copies, plus the runtime and model (calibrated on ResNet-50 at 400x400: 1.5 GB for 1 pair)."""
-    from hsnet.model.passes import CPU_PASS_BYTES
+    from hsnet.runtime.passes import CPU_PASS_BYTES
 
     levels = {"resnet50": ((4, 8), (6, 16), (3, 32)), "resnet101": ((4, 8), (23, 16), (3, 32)),
               "vgg16": ((3, 16), (3, 16), (1, 32))}[s.backbone]
