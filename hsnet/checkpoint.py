@@ -1,41 +1,200 @@
 """Load the authors' checkpoints, plain state dicts and safetensors into an HSNet, safely.
 
 Only tensors are ever deserialized: ``.pt`` files go through
-``torch.load(weights_only=True)`` and ``.safetensors`` through safetensors.
+``torch.load(weights_only=True)`` and ``.safetensors`` through safetensors. Before
+either runs, the file's declared sizes are read from its headers (the zip directory
+and the pickle's storage records, or the safetensors header), so a small file that
+unpacks to gigabytes is refused before any tensor is materialised.
 """
 from __future__ import annotations
 
+import errno
+import io
 import os
 import pickle
+import stat
 import warnings
+import zipfile
+from collections import OrderedDict
 from collections.abc import Mapping
 from pathlib import Path
+from typing import Any
 
 import torch
+from safetensors import safe_open
 from safetensors.torch import load_file
 
 from .errors import CheckpointError, describe, one_line
 from .model import HSNet
+from .model.backbone import detect_backbone
 
 # The ImageNet classifier head is in the authors' files but never used by HSNet.
 UNUSED_PREFIXES = ("backbone.fc.", "backbone.classifier.")
+# The largest authors' file, VGG-16 with its ImageNet classifier, holds about 0.56 GB of tensors.
+MAX_CHECKPOINT_BYTES = 1 << 30
+MAX_PICKLE_BYTES = 64 << 20  # the pickled structure alone (key names, shapes) of any HSNet checkpoint is < 1 MB
 StateDict = Mapping[str, torch.Tensor]
 
 
+def check_weights_file(path: Path, where: str) -> None:
+    """Raise a CheckpointError saying truly why ``path`` is not a readable regular file (missing, loop, device...)."""
+    try:
+        info = path.stat()
+    except OSError as exc:
+        reasons = {
+            errno.ENOENT: "does not exist",
+            errno.ENOTDIR: "does not exist (a part of the path is not a folder)",
+            errno.ELOOP: "is a loop of symbolic links",
+            errno.ENAMETOOLONG: f"is too long a name for this system ({len(str(path))} characters)",
+            errno.EACCES: "cannot be read (permission denied)",
+        }
+        reason = reasons.get(exc.errno, f"cannot be opened ({describe(exc)})")
+        raise CheckpointError(f"{where} {reason}; give the path of a best_model.pt or .safetensors file") from exc
+    if stat.S_ISDIR(info.st_mode):
+        raise CheckpointError(f"{where} is a folder; give the path of a best_model.pt or .safetensors file")
+    if not stat.S_ISREG(info.st_mode):
+        raise CheckpointError(f"{where} is not a regular file (a device, pipe or socket); "
+                              "give the path of a best_model.pt or .safetensors file")
+
+
+def _size(count: int) -> str:
+    return f"{count / 1e9:.1f} GB" if count >= 1e9 else f"{count / 1e6:.0f} MB"
+
+
+def _too_large(where: str, declared: int) -> CheckpointError:
+    return CheckpointError(f"{where} declares {_size(declared)} of tensors, more than any HSNet checkpoint "
+                           f"(at most {_size(MAX_CHECKPOINT_BYTES)}); refused before loading it: "
+                           "use the authors' best_model.pt or a file hsnet saved")
+
+
+class _Declared:
+    """What the pickle of a ``torch.save`` zip says a tensor (or storage) is: its shape, without any of its bytes."""
+
+    def __init__(self, shape: Any = ()):
+        self.shape = tuple(shape) if isinstance(shape, (tuple, list)) else ()
+
+
+def _declared_tensor(storage: Any = None, offset: Any = 0, shape: Any = (), *args: Any, **kwargs: Any) -> Any:
+    """Stand-in for torch's tensor rebuilders: keeps the declared shape (a parameter's rebuilder passes the tensor)."""
+    return storage if isinstance(storage, _Declared) and not shape else _Declared(shape)
+
+
+class _StorageType:
+    """A ``torch.<Dtype>Storage`` named in the pickle: only its element size matters here."""
+
+    ITEMSIZES = {"Untyped": 1, "Byte": 1, "Char": 1, "Bool": 1, "QUInt8": 1, "QInt8": 1, "Short": 2, "Half": 2,
+                 "BFloat16": 2, "Int": 4, "Float": 4, "QInt32": 4, "Long": 8, "Double": 8, "ComplexFloat": 8,
+                 "ComplexDouble": 16}
+
+    def __init__(self, name: str):
+        self.itemsize = self.ITEMSIZES.get(name.removesuffix("Storage"), 16)  # unknown: the widest, never too small
+
+
+class _StructureScanner(pickle.Unpickler):
+    """Reads a state dict's key names and storage sizes from ``data.pkl``; builds no tensor and runs no code."""
+
+    def __init__(self, data: bytes):
+        super().__init__(io.BytesIO(data))
+        self.storage_bytes: dict[str, int] = {}
+
+    def find_class(self, module: str, name: str) -> Any:
+        if (module, name) == ("collections", "OrderedDict"):
+            return OrderedDict
+        if module == "torch" and name.endswith("Storage"):
+            return _StorageType(name)
+        if module == "torch._utils" and name.startswith(("_rebuild_tensor", "_rebuild_parameter")):
+            return _declared_tensor
+        raise pickle.UnpicklingError(f"{module}.{name}")
+
+    def persistent_load(self, pid: Any) -> Any:
+        if isinstance(pid, tuple) and len(pid) == 5 and pid[0] == "storage" and isinstance(pid[1], _StorageType):
+            self.storage_bytes[str(pid[2])] = int(pid[4]) * pid[1].itemsize
+            return _Declared()
+        raise pickle.UnpicklingError("unknown persistent id")
+
+
+def _check_zip_declarations(path: Path, where: str) -> None:
+    """Refuse a ``torch.save`` zip whose records or pickled storages declare more bytes than any HSNet checkpoint."""
+    try:
+        archive = zipfile.ZipFile(path)
+    except (zipfile.BadZipFile, OSError, ValueError):
+        return  # not a zip (legacy format or damage): torch.load names the problem; its size is the file's own
+    with archive:
+        records = archive.infolist()
+        declared = sum(info.file_size for info in records)
+        if declared > MAX_CHECKPOINT_BYTES:
+            raise _too_large(where, declared)
+        pickles = [info for info in records if info.filename.endswith("/data.pkl") or info.filename == "data.pkl"]
+        if len(pickles) != 1 or pickles[0].file_size > MAX_PICKLE_BYTES:
+            return  # torch.load refuses such archives itself
+        scanner = _StructureScanner(archive.read(pickles[0]))
+        try:
+            structure = scanner.load()
+        except Exception:  # noqa: BLE001 - anything else in the pickle is for torch.load(weights_only=True) to judge
+            return
+    storages = sum(scanner.storage_bytes.values())
+    if storages > MAX_CHECKPOINT_BYTES:
+        raise _too_large(where, storages)
+    if isinstance(structure, Mapping) and structure and all(isinstance(k, str) for k in structure) \
+            and all(isinstance(v, _Declared) for v in structure.values()):
+        _check_key_names({key: value.shape for key, value in structure.items()}, where)
+
+
+def _check_safetensors_declarations(path: Path, where: str) -> None:
+    """Refuse a ``.safetensors`` file whose header declares too many bytes or keys of another model."""
+    try:
+        with safe_open(str(path), "pt") as f:
+            shapes = {}
+            declared = 0
+            for key in f.keys():
+                piece = f.get_slice(key)
+                shapes[key] = tuple(piece.get_shape())
+                count = 1
+                for side in shapes[key]:
+                    count *= side
+                declared += count * _dtype_size(piece.get_dtype())
+    except Exception:  # noqa: BLE001 - load_file below reports damage in its own words
+        return
+    if declared > MAX_CHECKPOINT_BYTES:
+        raise _too_large(where, declared)
+    if shapes:
+        _check_key_names(shapes, where)
+
+
+def _dtype_size(name: str) -> int:
+    """Bytes per element of a safetensors dtype name (``F32``, ``BF16``, ``I64``, ``BOOL``...)."""
+    digits = "".join(c for c in name if c.isdigit())
+    return max(1, int(digits) // 8) if digits else 1
+
+
+def _check_key_names(shapes: Mapping[str, tuple[int, ...]], where: str) -> None:
+    """Refuse a state dict whose key names and shapes are not HSNet's before any of its tensors is read."""
+    if infer_backbone(shapes) is None:
+        raise CheckpointError(f"{where} is not an HSNet checkpoint (no backbone./hpn_learner. parameters of a known "
+                              "backbone); give the authors' best_model.pt or a checkpoint hsnet saved")
+
+
 def read_state_dict(path: str | os.PathLike) -> dict[str, torch.Tensor]:
-    """Tensors of a ``.safetensors`` or ``.pt``/``.pth`` file; never runs pickled code."""
+    """Tensors of a ``.safetensors`` or ``.pt``/``.pth`` file; never runs pickled code, never unpacks a bomb."""
     path = Path(path)
     where = f"checkpoint {one_line(str(path))}"
-    if path.is_dir():
-        raise CheckpointError(f"{where} is a folder; give the path of a best_model.pt or .safetensors file")
-    if not path.is_file():
-        raise CheckpointError(f"{where} does not exist; give the path of a best_model.pt or .safetensors file")
+    check_weights_file(path, where)
+    if path.stat().st_size > MAX_CHECKPOINT_BYTES:
+        raise _too_large(where, path.stat().st_size)
+    with path.open("rb") as f:
+        if f.read(512).lstrip().lower().startswith((b"<!doctype html", b"<html")):
+            raise CheckpointError(f"{where} is a web page, not a checkpoint (what a refused or redirected download "
+                                  "gives); download the file again, in a browser if need be")
     try:
         if path.suffix == ".safetensors":
+            _check_safetensors_declarations(path, where)
             return load_file(str(path))
+        _check_zip_declarations(path, where)
         with warnings.catch_warnings():  # torch notes odd pickle protocols; refusing or loading says what matters
             warnings.filterwarnings("ignore", message="Detected pickle protocol")
             state = torch.load(path, map_location="cpu", weights_only=True)
+    except CheckpointError:
+        raise
     except pickle.UnpicklingError as exc:
         raise CheckpointError(
             f"{where} holds Python objects other than tensors and was refused without running them; "
@@ -52,18 +211,12 @@ def read_state_dict(path: str | os.PathLike) -> dict[str, torch.Tensor]:
     return dict(state)
 
 
-def infer_backbone(state: StateDict) -> str | None:
-    """The backbone a state dict was trained with, from its key names; None if it is not HSNet's."""
-    keys = [k.removeprefix("module.") for k in state]
-    if not any(k.startswith("hpn_learner.") for k in keys):
+def infer_backbone(state: Mapping[str, Any]) -> str | None:
+    """The backbone of an HSNet state dict (tensors, or their shapes), from its parameter names and shapes;
+    None when it is not HSNet's or matches no single known backbone."""
+    if not any(k.removeprefix("module.").startswith("hpn_learner.") for k in state):
         return None
-    if any(k.startswith("backbone.features.") for k in keys):
-        return "vgg16"
-    if any(k.startswith("backbone.layer3.22.") for k in keys):
-        return "resnet101"
-    if any(k.startswith("backbone.layer3.5.") for k in keys):
-        return "resnet50"
-    return None
+    return detect_backbone({k: tuple(getattr(v, "shape", v)) for k, v in state.items()})
 
 
 def normalize_state_dict(state: StateDict) -> dict[str, torch.Tensor]:

@@ -9,27 +9,42 @@ import argparse
 import importlib
 import sys
 import warnings
+from typing import NoReturn
 
-COMMANDS = ("predict", "convert", "push", "weights", "evaluate", "train")
+COMMANDS = ("predict", "label", "convert", "push", "weights", "evaluate", "train")
+
+
+class OneLineParser(argparse.ArgumentParser):
+    """argparse with hsnet's error format: one line naming the command, no usage block, exit status 2."""
+
+    def error(self, message: str) -> NoReturn:
+        from .errors import one_line
+
+        self.exit(2, f"{self.prog}: error: {one_line(message, 300)}; see {self.prog} --help\n")
 
 
 def build_parser() -> argparse.ArgumentParser:
     """The argument parser with every subcommand registered."""
-    parser = argparse.ArgumentParser(prog="hsnet", description="Few-shot segmentation with HSNet (ICCV 2021).")
+    parser = OneLineParser(prog="hsnet", description="Few-shot segmentation with HSNet (ICCV 2021).")
     sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
     for name in COMMANDS:
         module = importlib.import_module(f"hsnet.commands.{name}")
         command = sub.add_parser(name, help=module.HELP, description=module.HELP)
         module.add_arguments(command)
-        command.set_defaults(run=module.run)
+        command.set_defaults(run=module.run, parser=command)
     return parser
 
 
 def main(argv: list[str] | None = None) -> int:
     """Entry point of the ``hsnet`` console script."""
-    from .errors import HSNetError
+    from .errors import HSNetError, describe
 
-    args = build_parser().parse_args(argv)
+    try:
+        args, unknown = build_parser().parse_known_args(argv)
+        if unknown:  # reported by the command's parser, so that the line names the command
+            args.parser.error(f"unrecognized arguments: {' '.join(unknown)}")
+    except SystemExit as exit_:  # argparse's refusals (status 2) and --help (status 0)
+        return int(exit_.code or 0)
     try:
         with warnings.catch_warnings():
             # Pillow's warnings about odd files are answered by hsnet's own one-line errors.
@@ -40,6 +55,9 @@ def main(argv: list[str] | None = None) -> int:
         return 0
     except HSNetError as exc:
         print(f"hsnet {args.command}: error: {exc}", file=sys.stderr)
+        return 2
+    except OSError as exc:  # the file system refused a write the checks could not foresee (disk full, ...)
+        print(f"hsnet {args.command}: error: {describe(exc)}", file=sys.stderr)
         return 2
     except KeyboardInterrupt:
         print(f"hsnet {args.command}: interrupted", file=sys.stderr)

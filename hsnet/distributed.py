@@ -34,16 +34,30 @@ class DistContext:
 
 
 def resolve_device(name: str = "auto", local_rank: int = 0) -> torch.device:
-    """``auto``: this process's GPU when CUDA is available, else the CPU; ``cuda`` fails clearly without one."""
+    """The device ``name`` stands for: ``auto`` is this process's GPU when CUDA is available, else the CPU.
+
+    Anything PyTorch cannot compute on here (``cuda`` without a GPU, ``cuda:3`` on a one-GPU
+    machine, ``mps`` off Apple silicon, ``meta``, ``foo``) is refused with a one-line InputError.
+    """
     if name == "auto":
         name = "cuda" if torch.cuda.is_available() else "cpu"
-    if name.startswith("cuda"):
+    try:
+        device = torch.device(name)
+    except (RuntimeError, TypeError):
+        raise InputError(f"unknown device {name!r}; use auto, cpu, cuda or cuda:N") from None
+    if device.type == "cpu":
+        return torch.device("cpu")
+    if device.type == "cuda":
         if not torch.cuda.is_available():
-            raise InputError("--device cuda was asked for but PyTorch sees no CUDA GPU; use --device cpu")
-        return torch.device(name if ":" in name else f"cuda:{local_rank}")
-    if name != "cpu":
-        raise InputError(f"unknown device {name!r}; use auto, cpu or cuda")
-    return torch.device("cpu")
+            raise InputError(f"device {name!r} was asked for but PyTorch sees no CUDA GPU here; use cpu")
+        index = local_rank if device.index is None else device.index
+        if index >= torch.cuda.device_count():
+            raise InputError(f"device {name!r} does not exist: PyTorch sees {torch.cuda.device_count()} GPU(s), "
+                             f"cuda:0 to cuda:{torch.cuda.device_count() - 1}")
+        return torch.device("cuda", index)
+    if device.type == "mps" and torch.backends.mps.is_available():
+        return device
+    raise InputError(f"device {name!r} cannot run hsnet here; use auto, cpu or cuda")
 
 
 def init_distributed(device: str = "auto") -> DistContext:

@@ -48,6 +48,9 @@ def render_model_card(config: Mapping[str, object], repo_id: str | None = None) 
         f"- Backbone: {BACKBONE_TITLES.get(backbone, backbone)} (frozen, ImageNet); input size "
         f"{config.get('image_size', 400)}x{config.get('image_size', 400)}.",
     ]
+    if config.get("mask_support") is False:
+        facts.append("- Support feature masking: off (the authors' variant without it, Table 1, marked with a dagger); "
+                     "hsnet reads `mask_support: false` from config.json and builds the model that way.")
     if bench_title:
         facts.append(f"- Benchmark: {bench_title}" + ("" if fold is None else f", fold {fold} (its test classes were "
                                                             "held out of training)") + ".")
@@ -65,9 +68,10 @@ def render_model_card(config: Mapping[str, object], repo_id: str | None = None) 
     parts += [
         "## Use it with hsnet",
         f"```python\nimport hsnet\nmodel = hsnet.from_pretrained(\"{name}\")  # downloads once, then loads from the cache\n"
-        "mask = model.predict_mask(query, supports, support_masks)  # (B,3,H,W), (B,K,3,H,W), (B,K,H,W) -> (B,H,W)\n```",
+        "result = hsnet.Predictor(model).predict(\"query.jpg\", [\"support.jpg\"], [\"support_mask.png\"])\n"
+        "result.mask  # (H, W) bool at the query's size\n```",
         "The files are `model.safetensors` (the state dict, without the unused ImageNet classifier head) and "
-        "`config.json` (backbone, benchmark, fold, image size, source); nothing in them is executable.",
+        "`config.json` (backbone, benchmark, fold, image size, support masking, source); nothing in them is executable.",
         "## Citation",
         f"```bibtex\n{CITATION}\n```",
     ]

@@ -29,7 +29,7 @@ from tqdm import tqdm
 
 from .data import BENCHMARKS, EpisodeDataset, build_dataset
 from .distributed import DistContext, barrier, init_distributed, main_first
-from .errors import CheckpointError, InputError, describe
+from .errors import CheckpointError, InputError, WeightsNotFoundError, describe
 from .evaluate import run_episodes
 from .hub import from_pretrained, save_pretrained
 from .metrics import IoUMeter
@@ -175,7 +175,12 @@ def _build_model(config: TrainConfig) -> HSNet:
         return model
     if config.backbone_weights not in ("imagenet", "none"):
         raise InputError(f"unknown backbone weights {config.backbone_weights!r}; use imagenet or none")
-    return build_model(config.backbone, pretrained_backbone=config.backbone_weights == "imagenet")
+    try:
+        return build_model(config.backbone, pretrained_backbone=config.backbone_weights == "imagenet")
+    except OSError as exc:  # torchvision's download: offline, proxy, DNS (URLError is an OSError)
+        raise WeightsNotFoundError(
+            f"torchvision's ImageNet weights of {config.backbone} could not be downloaded ({describe(exc)}); "
+            f"connect once (they are kept in {torch.hub.get_dir()}/checkpoints), or start from --init weights") from None
 
 
 def _check_config(config: TrainConfig) -> int:

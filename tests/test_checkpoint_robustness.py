@@ -70,9 +70,15 @@ def test_pickled_code_is_refused_and_never_runs(tmp_path: Path, model, how: str)
     assert not SideEffect.marker.exists()
 
 
-def test_wrong_backbone_names_both_backbones(model, plain_state) -> None:
-    state = dict(plain_state, **{"backbone.layer3.22.conv1.weight": torch.zeros(1)})  # a ResNet-101 key
+def test_wrong_backbone_names_both_backbones(model) -> None:
+    state = hsnet.build_model("resnet101").state_dict()
     refused(model, state, "is for backbone resnet101, but the model is resnet50; build the model with backbone='resnet101'")
+
+
+def test_a_backbone_hsnet_does_not_know_is_not_taken_for_a_close_one(model, plain_state) -> None:
+    resnet152 = {f"backbone.{k}": v for k, v in torchvision.models.resnet152().state_dict().items()}
+    learner = {k: v for k, v in plain_state.items() if k.startswith("hpn_learner.")}
+    refused(model, {**resnet152, **learner}, "is not an HSNet checkpoint")
 
 
 def test_wrong_backbone_file_names_both_backbones(tmp_path: Path, model, vgg16) -> None:

@@ -14,6 +14,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
+import torch
 import pytest
 from PIL import Image
 from safetensors.torch import save_file
@@ -128,3 +129,122 @@ def test_bad_input_exits_2_with_one_line_from_the_shell(processes: dict[str, Run
     assert_one_line_error(processes[case], case)
     assert not (folder / "pickle-ran").exists()
 
+
+
+# Every option of every command that reads or writes something, against bad values of its type.
+# Each case must end before any work: exit status 2, one line naming the option (or the input), no
+# traceback, and nothing new in the working folder.
+LONG = "x" * 300
+BAD_VALUES = {
+    "count": ["0", "-1", "nan", "inf", "1.5", "", "two"],
+    "workers": ["-1", "nan", "inf", "1.5", ""],
+    "seed": ["-1", str(2**32), "nan", ""],
+    "shots": ["0", "-1", "17", "nan", ""],
+    "rate": ["nan", "inf", "-inf", "0", "-0.001", "fast", ""],
+    "predictor side": ["0", "1", "31", "-400", "641", "nan", "inf", "4e2", ""],
+    "side": ["0", "1", "31", "-400", "nan", "inf", ""],
+    "device": ["foo", "meta", "cuda:99", "", "cpu:x",
+               *(["cuda"] if not torch.cuda.is_available() else []),
+               *(["mps"] if not torch.backends.mps.is_available() else [])],
+    "choice": ["foo", ""],
+    "weights": [LONG, f"models/{LONG}/model.safetensors", "", " "],
+    "output folder": ["", " ", "notes.png", "notes.png/sub", LONG, "/sys/hsnet-out"],
+    "output file": ["", "photos", "notes.png/results.json", f"{LONG}.json", "/sys/hsnet-out/results.json"],
+    "input image": ["nope.png", "photos", LONG, "notes.png"],
+    "query source": ["nope.png", "nope/*.png", LONG, "empty-folder"],
+    "folder": ["nowhere", "notes.png", LONG],
+}
+# command -> option -> (kind of value, what the error line must mention, or a tuple of alternatives)
+OPTIONS = {
+    "predict": {"--query": ("input image", "query image"), "--support": ("input image", "support image 1"),
+                "--support-mask": ("input image", "support mask 1"), "--weights": ("weights", "--weights"),
+                "--out": ("output folder", "--out"), "--device": ("device", "--device"),
+                "--image-size": ("predictor side", "--image-size"), "--rule": ("choice", "--rule"),
+                "--precision": ("choice", "--precision")},
+    "label": {"QUERY": ("query source", "query"), "--support": ("input image", "support image 1"),
+              "--support-mask": ("input image", "support mask 1"), "--weights": ("weights", "--weights"),
+              "--out": ("output folder", "--out"), "--device": ("device", "--device"),
+              "--image-size": ("predictor side", "--image-size"), "--batch-size": ("count", "--batch-size"),
+              "--rule": ("choice", "--rule"), "--precision": ("choice", "--precision")},
+    "evaluate": {"--benchmark": ("choice", "--benchmark"), "--fold": ("choice", "--fold"),
+                 "--datapath": ("folder", ("--datapath", "not found")), "--splits": ("folder", ("--splits", "split")),
+                 "--image-size": ("side", "--image-size"), "--workers": ("workers", "--workers"),
+                 "--device": ("device", "--device"), "--shots": ("shots", "--shots"),
+                 "--weights": ("weights", "--weights"), "--rule": ("choice", "--rule"),
+                 "--batch-size": ("count", "--batch-size"), "--precision": ("choice", "--precision"),
+                 "--seed": ("seed", "--seed"), "--limit": ("count", "--limit"), "--output": ("output file", "--output")},
+    "train": {"--benchmark": ("choice", "--benchmark"), "--fold": ("choice", "--fold"),
+              "--image-size": ("side", "--image-size"), "--workers": ("workers", "--workers"),
+              "--device": ("device", "--device"), "--backbone": ("choice", "--backbone"),
+              "--backbone-weights": ("choice", "--backbone-weights"), "--init": ("weights", "--init"),
+              "--out": ("output folder", "--out"), "--epochs": ("count", "--epochs"),
+              "--batch-size": ("count", "--batch-size"), "--lr": ("rate", "--lr"),
+              "--precision": ("choice", "--precision"), "--seed": ("seed", "--seed"),
+              "--limit-train": ("count", "--limit-train"), "--limit-val": ("count", "--limit-val")},
+}
+DATA = ["--datapath", "fss-data", "--splits", "fss-splits", "--image-size", "32", "--workers", "0", "--device", "cpu",
+        "--no-progress"]
+BASE = {
+    "predict": [*GOOD, *WEIGHTS, "--out", "out", "--device", "cpu", "--image-size", "64"],
+    "label": ["QUERY", "photos", "--support", "support.png", "--support-mask", "mask.png", *WEIGHTS, "--out", "out",
+              "--device", "cpu", "--image-size", "64", "--no-progress"],
+    "evaluate": ["--benchmark", "fss", *DATA, *WEIGHTS, "--limit", "1", "--output", "eval.json"],
+    "train": ["--benchmark", "fss", *DATA, "--out", "run", "--backbone-weights", "none", "--epochs", "1",
+              "--batch-size", "1", "--limit-train", "1", "--limit-val", "1"],
+}
+MATRIX = [(command, option, value) for command, options in OPTIONS.items()
+          for option, (kind, _) in options.items() for value in BAD_VALUES[kind]]
+
+
+def with_value(command: str, option: str, value: str) -> list[str]:
+    """The command's working arguments with ``option`` set to ``value`` (QUERY: the positional queries)."""
+    args = list(BASE[command])
+    if option in args:
+        args[args.index(option) + 1] = value
+    else:
+        args += [option, value]
+    if "QUERY" in args:
+        at = args.index("QUERY")
+        args[at: at + 2] = [args[at + 1]]
+    return [command, *args]
+
+
+@pytest.fixture(scope="module")
+def workdir(folder: Path) -> Path:
+    """The predict files plus a labelling folder, an empty folder and a tiny FSS-1000 with its split lists."""
+    from synthetic_datasets import make_fss
+
+    (folder / "photos").mkdir(exist_ok=True)
+    Image.open(folder / "query.png").save(folder / "photos" / "one.png")
+    (folder / "empty-folder").mkdir(exist_ok=True)
+    if not (folder / "fss-data").exists():
+        make_fss(folder / "fss-data", folder / "fss-splits", classes=1)
+    return folder
+
+
+def snapshot(folder: Path) -> set[str]:
+    return {str(p.relative_to(folder)) for p in folder.rglob("*")}
+
+
+@pytest.mark.parametrize(("command", "option", "value"), MATRIX, ids=[f"{c} {o} {v[:24]!r}" for c, o, v in MATRIX])
+def test_every_option_refuses_bad_values_in_one_line(workdir: Path, monkeypatch, capsys, command, option, value):
+    monkeypatch.chdir(workdir)
+    monkeypatch.setenv("HF_HUB_OFFLINE", "1")
+    before = snapshot(workdir)
+    code = main(with_value(command, option, value))
+    captured = capsys.readouterr()
+    lines = captured.err.strip("\n").split("\n")
+    assert code == 2, captured.err
+    assert len(lines) == 1 and "Traceback" not in captured.err, captured.err
+    mention = OPTIONS[command][option][1]
+    assert lines[0].startswith(f"hsnet {command}: error: "), lines[0]
+    assert any(m in lines[0] for m in ((mention,) if isinstance(mention, str) else mention)), lines[0]
+    assert snapshot(workdir) == before, "a refused run left files behind"
+
+
+@pytest.mark.parametrize("command", sorted(OPTIONS))
+def test_missing_and_unknown_arguments_are_one_line(command: str, capsys) -> None:
+    for argv in ([command], [*with_value(command, "--device", "cpu"), "--no-such-option"]):
+        code = main(argv)
+        err = capsys.readouterr().err
+        assert code == 2 and err.count("\n") == 1 and err.startswith(f"hsnet {command}: error: "), err

@@ -143,6 +143,11 @@ def test_missing_dataset_says_where_to_get_it_and_where_to_put_it(tmp_path, pasc
         build_dataset("pascal", tmp_path, 4, "test", 1)
 
 
+AUTHORS_SPLITS = Path(__file__).resolve().parents[2] / "shared" / "reference" / "authors-splits"
+needs_authors_splits = pytest.mark.skipif(not AUTHORS_SPLITS.is_dir(),
+                                          reason="the authors' split lists (../shared/reference) are not beside this checkout")
+
+
 class _SplitServer(http.server.SimpleHTTPRequestHandler):
     requests: list[str] = []
 
@@ -154,41 +159,60 @@ class _SplitServer(http.server.SimpleHTTPRequestHandler):
         pass
 
 
+def serve(directory: Path, monkeypatch) -> http.server.ThreadingHTTPServer:
+    """``directory`` served over HTTP on 127.0.0.1 as raw.githubusercontent.com would serve the split lists."""
+    _SplitServer.requests = []
+    handler = lambda *a, **k: _SplitServer(*a, directory=str(directory), **k)  # noqa: E731
+    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), handler)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    monkeypatch.setenv("HSNET_SPLITS_URL", f"http://127.0.0.1:{server.server_address[1]}/")
+    return server
+
+
 @pytest.fixture
 def split_server(pascal, monkeypatch):
-    """The synthetic split lists served over HTTP on 127.0.0.1, as raw.githubusercontent.com would serve them."""
-    _, split_dir, _ = pascal
-    _SplitServer.requests = []
-    handler = lambda *a, **k: _SplitServer(*a, directory=str(split_dir), **k)  # noqa: E731
-    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), handler)
-    thread = threading.Thread(target=server.serve_forever, daemon=True)
-    thread.start()
-    monkeypatch.setenv("HSNET_SPLITS_URL", f"http://127.0.0.1:{server.server_address[1]}/")
+    """The synthetic split lists (not the authors') served over HTTP."""
+    server = serve(pascal[1], monkeypatch)
     yield _SplitServer.requests
     server.shutdown()
 
 
-def test_split_lists_are_fetched_once_then_read_from_the_cache(pascal, split_server, isolated_cache, capsys):
-    data, _, lines = pascal
-    ds = build_dataset("pascal", data, 0, "test", 1, image_size=32)
-    assert split_server == ["/pascal/val/fold0.txt"]
-    notice = capsys.readouterr().err
-    assert "fetched split list pascal/val/fold0.txt" in notice and "not pinned" in notice
+@needs_authors_splits
+def test_authors_split_lists_are_fetched_once_then_read_from_the_cache(isolated_cache, monkeypatch, capsys):
+    server = serve(AUTHORS_SPLITS, monkeypatch)
+    try:
+        lines = splits.read_split_lines("pascal/val/fold0.txt")
+        assert _SplitServer.requests == ["/pascal/val/fold0.txt"]
+        assert "sha256 matches the pinned digest" in capsys.readouterr().err
+        assert splits.read_split_lines("pascal/val/fold0.txt") == lines
+        assert _SplitServer.requests == ["/pascal/val/fold0.txt"]
+    finally:
+        server.shutdown()
     cached = next(isolated_cache.rglob("fold0.txt"))
-    assert (cached.parent / "fold0.txt.sha256").is_file()
-    again = build_dataset("pascal", data, 0, "test", 1, image_size=32)
-    assert split_server == ["/pascal/val/fold0.txt"] and again.episodes == ds.episodes
     cached.write_text(cached.read_text().replace("__01", "__02"))
-    with pytest.raises(DatasetError, match="changed since it was fetched"):
-        build_dataset("pascal", data, 0, "test", 1, image_size=32)
+    with pytest.raises(DatasetError, match="is not the authors' file"):
+        splits.read_split_lines("pascal/val/fold0.txt")
 
 
-def test_a_pinned_digest_refuses_a_different_file(pascal, split_server, monkeypatch):
+@needs_authors_splits
+def test_every_pinned_digest_is_the_authors_file():
+    pinned = {rel: splits._digest((AUTHORS_SPLITS / rel).read_bytes()) for rel in splits.PINNED_SHA256}
+    assert pinned == splits.PINNED_SHA256
+    listed = (AUTHORS_SPLITS.parent / "authors-splits.sha256").read_text().split()
+    assert dict(zip(listed[1::2], listed[::2])) == splits.PINNED_SHA256
+
+
+def test_a_download_that_is_not_the_authors_file_is_refused_and_not_cached(pascal, split_server):
     data, _, _ = pascal
-    monkeypatch.setitem(splits.PINNED_SHA256, "pascal/val/fold1.txt", "0" * 64)
-    with pytest.raises(DatasetError, match="expected 0000"):
+    with pytest.raises(DatasetError, match="is not the authors' file"):
         build_dataset("pascal", data, 1, "test", 1, image_size=32)
     assert not list(Path(os.environ["HSNET_CACHE_DIR"]).rglob("fold1.txt"))
+
+
+def test_a_local_splits_folder_of_ones_own_lists_is_used_with_a_warning(pascal, capsys):
+    data, split_dir, _ = pascal
+    build_dataset("pascal", data, 1, "test", 1, image_size=32, splits_dir=split_dir)
+    assert "is not the authors' pascal/val/fold1.txt" in capsys.readouterr().err
 
 
 def test_unreachable_source_explains_the_offline_alternative(pascal):
@@ -202,14 +226,64 @@ class _Exploit:
         return (os.system, ("echo pwned",))
 
 
-def test_coco_pickles_are_read_without_running_code():
-    data = {4: ["val2014/a.jpg", "val2014/b.jpg"], np.int64(8): np.array(["val2014/c.jpg", "val2014/d.jpg"])}
-    parsed = splits.parse_classwise_pickle(pickle.dumps(data), "coco/val/fold0.pkl")
-    assert parsed == {4: ["val2014/a.jpg", "val2014/b.jpg"], 8: ["val2014/c.jpg", "val2014/d.jpg"]}
+def test_coco_pickles_build_only_plain_dicts_lists_ints_and_strs():
+    data = {4: ["val2014/a.jpg", "val2014/b.jpg"], 8: ["val2014/c.jpg"]}
+    for protocol in (2, pickle.HIGHEST_PROTOCOL):
+        assert splits.parse_classwise_pickle(pickle.dumps(data, protocol), "coco/val/fold0.pkl") == data
     with pytest.raises(DatasetError, match="posix.system|os.system|nt.system"):
         splits.parse_classwise_pickle(pickle.dumps({0: [_Exploit()]}), "coco/val/fold0.pkl")
-    with pytest.raises(DatasetError, match="not a dict"):
-        splits.parse_classwise_pickle(pickle.dumps(["x"]), "coco/val/fold0.pkl")
+    with pytest.raises(DatasetError, match="numpy"):  # numpy is data, but not what the authors' files hold
+        splits.parse_classwise_pickle(pickle.dumps({np.int64(8): ["val2014/c.jpg"]}), "coco/val/fold0.pkl")
+    for odd in (["x"], {0: ("a.jpg",)}, {"0": ["a.jpg"]}, {0: [b"a.jpg"]}, {0: "a.jpg"}):
+        with pytest.raises(DatasetError, match="not a dict of class index -> list of image names"):
+            splits.parse_classwise_pickle(pickle.dumps(odd), "coco/val/fold0.pkl")
+    for damaged in (b"", b"\x80\x02}q\x00", b"not a pickle"):
+        with pytest.raises(DatasetError, match="refused or is damaged"):
+            splits.parse_classwise_pickle(damaged, "coco/val/fold0.pkl")
+
+
+@pytest.mark.parametrize("line", ["2007_000033_01", "2007_000033", "2007_000033__", "__01", "2007_000033__x1",
+                                  "2007_000033__21", "2007_000033__00"])
+def test_a_pascal_split_line_that_is_not_name__class_is_named(pascal, tmp_path, line):
+    data, split_dir, lines = pascal
+    mine = tmp_path / "splits" / "pascal" / "val"
+    mine.mkdir(parents=True)
+    good = lines["pascal/val/fold0.txt"]
+    (mine / "fold0.txt").write_text("\n".join([*good[:2], line, *good[2:]]) + "\n")
+    with pytest.raises(DatasetError, match="pascal/val/fold0.txt line 3 .* is not <image name>__<class 1..20>") as err:
+        build_dataset("pascal", data, 0, "test", 1, image_size=32, splits_dir=tmp_path / "splits")
+    assert "\n" not in str(err.value)
+
+
+@pytest.mark.parametrize("content", [b"2007_000033__01\n\xff\xfe__02\n", b"\xe9t\xe9\n"])
+def test_a_split_list_that_is_not_utf8_is_named(tmp_path, content):
+    (tmp_path / "fss").mkdir()
+    (tmp_path / "fss" / "test.txt").write_bytes(content)
+    with pytest.raises(DatasetError, match="fss/test.txt is not UTF-8 text \\(line 1|fss/test.txt is not UTF-8 text \\(line 2"):
+        splits.read_split_lines("fss/test.txt", tmp_path)
+
+
+def test_an_fss_class_folder_without_images_is_refused_by_name(tmp_path):
+    make_fss(tmp_path / "data", tmp_path / "splits", classes=2)
+    folder = tmp_path / "data" / "FSS-1000" / "test_class_1"
+    for image in folder.glob("*.jpg"):
+        image.unlink()
+    with pytest.raises(DatasetError, match="test_class_1 holds no .jpg images"):
+        build_dataset("fss", tmp_path / "data", 0, "test", 1, image_size=32, splits_dir=tmp_path / "splits")
+
+
+@pytest.mark.parametrize("which", ["query", "support"])
+def test_a_label_whose_size_differs_from_its_photo_is_refused_by_name(tmp_path, which):
+    from PIL import Image
+
+    make_fss(tmp_path / "data", tmp_path / "splits", classes=1)
+    ds = build_dataset("fss", tmp_path / "data", 0, "test", 1, image_size=32, splits_dir=tmp_path / "splits")
+    episode = ds.episodes[0]
+    name = episode.query if which == "query" else episode.supports[0]
+    label = ds.label_path(name)
+    Image.new("L", (20, 12)).save(label)
+    with pytest.raises(DatasetError, match=f"label {label} is 20x12 but its photo {ds.image_path(name)} is 32x32"):
+        ds[0]
 
 
 def test_split_text_is_read_as_the_authors_read_it(tmp_path):

@@ -17,6 +17,7 @@ from safetensors import safe_open
 
 import hsnet
 from hsnet import hub
+from hsnet.weights.registry import registry_data
 from hsnet.cli import main as cli
 from hsnet.errors import CheckpointError, HubError, WeightsNotFoundError
 
@@ -52,6 +53,7 @@ def hub_env(fake_hub: FakeHub, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) 
     monkeypatch.setenv("HF_HUB_CACHE", str(home / "hub"))
     monkeypatch.setenv("HF_HUB_DISABLE_PROGRESS_BARS", "1")
     monkeypatch.setenv(hub.HUB_ORG_ENV, ORG)
+    monkeypatch.setenv("HSNET_CACHE_DIR", str(tmp_path / "hsnet-cache"))
     monkeypatch.setattr(constants, "HF_HUB_CACHE", str(home / "hub"))
     monkeypatch.setattr(constants, "HF_HUB_OFFLINE", False)
     monkeypatch.setattr(constants, "HF_TOKEN_PATH", str(home / "token"))
@@ -76,25 +78,35 @@ def assert_same_weights(a: torch.nn.Module, b: torch.nn.Module) -> None:
     assert all(torch.equal(sa[k], sb[k]) for k in sa)
 
 
-def test_registry_lists_every_released_checkpoint() -> None:
+def test_registry_lists_every_released_checkpoint(monkeypatch: pytest.MonkeyPatch) -> None:
     entries = hub.registry()
     expected = {f"pascal-{b}-fold{f}" for b in ("vgg16", "resnet50", "resnet101") for f in range(4)}
     expected |= {f"coco-{b}-fold{f}" for b in ("resnet50", "resnet101") for f in range(4)}
     expected |= {f"fss-{b}" for b in ("vgg16", "resnet50", "resnet101")}
+    expected |= {f"pascal-resnet101-fold{f}-nomask" for f in range(4)}
     assert set(entries) == expected
     assert hub.DEFAULT_WEIGHTS in entries
     e = entries["pascal-resnet101-fold0"]
-    assert (e.backbone, e.benchmark, e.fold, e.filename) == ("resnet101", "pascal", 0, "model.safetensors")
-    assert e.repo_id() == f"{ORG}/hsnet-pascal-resnet101-fold0"
-    assert e.repo_id("someone") == "someone/hsnet-pascal-resnet101-fold0"
-    assert e.source.startswith("https://drive.google.com/drive/folders/")
+    assert (e.backbone, e.benchmark, e.fold, e.mask_support) == ("resnet101", "pascal", 0, True)
+    assert e.hub_repo() == (f"{ORG}/hsnet-pascal-resnet101-fold0", None)
+    assert e.hub_repo("someone") == ("someone/hsnet-pascal-resnet101-fold0", None)
+    monkeypatch.delenv(hub.HUB_ORG_ENV)
+    assert e.hub_repo() is None  # no default organisation: nobody here controls one
+    assert all(entry.hub is None for entry in entries.values())  # nobody has published with the authors' permission
+    assert e.source == "https://drive.google.com/drive/folders/1z4KgjgOu--k6YuIj3qWrGg264GRcMis2"
+    assert entries["coco-resnet50-fold1"].source.endswith("/1WpwmCQzxTWhJD5aLQhsgJASaoxxqmFUk")
+    assert entries["fss-vgg16"].source.endswith("/1JOaaJknGwsrSEPoLF3x6_lDiy4XfAe99")
+    nomask = entries["pascal-resnet101-fold3-nomask"]
+    assert (nomask.backbone, nomask.fold, nomask.mask_support) == ("resnet101", 3, False)
+    assert nomask.source.endswith("/18YWMCePIrza194pZvVMqQBuYqhwBmJwd")
     assert entries["fss-resnet50"].fold is None
     assert entries["coco-resnet50-fold2"].miou_mean_over_folds == {"1-shot": 39.2, "5-shot": 46.9}
     assert entries["coco-resnet50-fold2"].miou == {"1-shot": 38.7, "5-shot": 48.2}
     assert entries["fss-vgg16"].miou == {"1-shot": 82.3, "5-shot": 85.8}
     # weights/registry.json (source checkout) is the very file shipped in the package.
     checkout_copy = Path(__file__).resolve().parents[1] / "weights" / "registry.json"
-    assert json.loads(checkout_copy.read_text()) == hub._registry_data()
+    assert json.loads(checkout_copy.read_text()) == registry_data()
+    assert "hsnet-community" not in checkout_copy.read_text()
 
 
 def test_first_download_then_a_second_call_makes_no_request(hub_env: FakeHub, hub_folder: Path,
@@ -103,7 +115,8 @@ def test_first_download_then_a_second_call_makes_no_request(hub_env: FakeHub, hu
     model = hsnet.from_pretrained(NAME)
     assert not model.training
     assert_same_weights(model, resnet50)
-    assert [m for m, _ in hub_env.requests] == ["HEAD", "GET", "HEAD", "GET"]  # config.json, model.safetensors
+    downloads = [m for m, path in hub_env.requests if "/resolve/" in path]
+    assert downloads == ["HEAD", "GET", "HEAD", "GET"]  # config.json, model.safetensors
     hub_env.requests.clear()
     assert_same_weights(hsnet.from_pretrained(NAME), resnet50)
     assert hub_env.requests == []
@@ -219,11 +232,12 @@ def test_convert_then_load_gives_the_original_outputs(resnet50: hsnet.HSNet, tmp
     torch.save(authors, tmp_path / "best_model.pt")
     out = tmp_path / NAME
     assert cli(["convert", str(tmp_path / "best_model.pt"), "--backbone", "resnet50", "--benchmark", "pascal",
-                "--fold", "0", "--out", str(out)]) == 0
+                "--fold", "0", "--out", str(out), "--repo-id", f"{ORG}/hsnet-{NAME}"]) == 0
     assert f"hsnet push {out} --repo-id {ORG}/hsnet-{NAME}" in capsys.readouterr().out
     assert sorted(p.name for p in out.iterdir()) == ["README.md", "config.json", "model.safetensors"]
     config = json.loads((out / "config.json").read_text())
-    assert (config["backbone"], config["benchmark"], config["fold"], config["image_size"]) == ("resnet50", "pascal", 0, 400)
+    assert (config["backbone"], config["benchmark"], config["fold"], config["image_size"], config["mask_support"]) \
+        == ("resnet50", "pascal", 0, 400, True)
     assert "drive.google.com" in config["source"] and "mean over the 4 folds" in json.dumps(config["metrics"])
     with safe_open(str(out / "model.safetensors"), "pt") as f:
         assert not any(k.startswith(("backbone.fc.", "module.")) for k in f.keys())
@@ -270,7 +284,7 @@ def test_weights_command_lists_and_downloads(hub_env: FakeHub, hub_folder: Path,
     assert cli(["weights", "--hub-org", "elsewhere"]) == 0
     listing = capsys.readouterr().out
     assert all(name in listing for name in hub.registry())
-    assert "elsewhere/hsnet-fss-resnet101" in listing and f"{hub.DEFAULT_WEIGHTS} " in listing
+    assert "hub elsewhere/hsnet-fss-resnet101" in listing and f"{hub.DEFAULT_WEIGHTS} " in listing
     hub_env.commit_folder(REPO, hub_folder)
     assert cli(["weights", "--download", NAME]) == 0
     snapshot = Path(capsys.readouterr().out.split(": ", 1)[1].strip())

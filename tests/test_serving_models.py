@@ -140,3 +140,48 @@ def test_at_most_keep_predictors_are_kept_least_recently_used_dropped() -> None:
 def test_odd_names_fail_with_one_short_line(name: str) -> None:
     state = ModelStore(name, loader=failing(WeightsNotFoundError("unknown"))).wait(timeout=10)
     assert state.status == "failed" and "\n" not in state.message and len(state.message) < 300
+
+
+def test_the_store_builds_predictors_at_the_side_it_is_given(resnet50: hsnet.HSNet, tmp_path: Path) -> None:
+    folder = hsnet.save_pretrained(resnet50, tmp_path / "checkpoint")
+    store = ModelStore(str(folder), device="cpu", image_size=64)
+    assert store.wait(timeout=120).status == "ready"
+    assert store.predictor().image_size == 64
+
+
+def test_a_drive_download_shows_its_progress_in_the_state(resnet50: hsnet.HSNet, tmp_path: Path,
+                                                          monkeypatch: pytest.MonkeyPatch) -> None:
+    """Drive stood in for at gdown's two calls; the download stops halfway until the test has read the state."""
+    import gdown
+    import torch
+    from gdown.download import GoogleDriveFileToDownload
+
+    best = tmp_path / "best_model.pt"
+    torch.save({f"module.{k}": v for k, v in resnet50.state_dict().items()}, best)
+    halfway, release = threading.Event(), threading.Event()
+
+    def listing(id=None, skip_download=False, **kwargs):
+        return [GoogleDriveFileToDownload(id="file", path=f"res{b}_pas/res{b}_pas_fold{f}/best_model.pt",
+                                          local_path="x") for b in (50, 101) for f in range(4)]
+
+    def download(id=None, output=None, progress=None, **kwargs):
+        size = best.stat().st_size
+        progress(size // 2, size)
+        halfway.set()
+        release.wait(30)
+        Path(output).write_bytes(best.read_bytes())
+        progress(size, size)
+        return output
+
+    monkeypatch.setattr(gdown, "download_folder", listing)
+    monkeypatch.setattr(gdown, "download", download)
+    monkeypatch.setenv("HSNET_CACHE_DIR", str(tmp_path / "cache"))
+    monkeypatch.delenv("HSNET_HUB_ORG", raising=False)
+    store = ModelStore("pascal-resnet50-fold0", device="cpu", image_size=64)
+    store.start()
+    assert halfway.wait(60)
+    state = store.state()
+    assert state.status == "loading" and state.progress == pytest.approx(0.425, abs=0.01)
+    assert "downloading the weights" in state.message and str(tmp_path) not in state.message
+    release.set()
+    assert store.wait(timeout=120).status == "ready"

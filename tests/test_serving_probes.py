@@ -6,7 +6,7 @@ import pytest
 from PIL import Image
 
 from hsnet.errors import InputError
-from hsnet.serving import Probe, ProbeExpiredError, ProbeStore
+from hsnet.serving import Probe, ProbeExpiredError, ProbeStore, point_maps
 
 SIDE = 400
 
@@ -85,3 +85,22 @@ def test_a_click_maps_to_model_resolution_and_outside_points_are_refused() -> No
     for x, y in ((-1, 10), (800, 10), (10, 200)):
         with pytest.raises(InputError, match="outside the 800x200 query"):
             probe.model_point(x, y)
+
+
+def test_a_click_on_a_kept_probe_gives_the_maps_of_the_full_prediction(resnet50) -> None:
+    import hsnet
+
+    predictor = hsnet.Predictor(resnet50, device="cpu", image_size=64)
+    rng = np.random.default_rng(4)
+    query = Image.fromarray(rng.integers(0, 256, (90, 120, 3), dtype=np.uint8))
+    support = Image.fromarray(rng.integers(0, 256, (70, 50, 3), dtype=np.uint8))
+    mask = np.zeros((70, 50), bool)
+    mask[20:50, 10:40] = True
+    prediction = predictor.predict(query, [support], [mask])
+    probe = Probe.build("w", query, [support], [mask], predictor.image_size)
+    expected = predictor.point_correlation(prediction.supports, prediction.query_features, 70.0, 33.0)
+    got = point_maps(predictor, probe, 70.0, 33.0)
+    assert [m.name for m in got[0]] == [m.name for m in expected[0]] == predictor.layer_names
+    for mine, theirs in zip(got[0], expected[0]):
+        np.testing.assert_allclose(mine.values, theirs.values, rtol=1e-5, atol=1e-6)
+    assert predictor.set_supports(list(probe.supports), list(probe.masks)).from_cache  # no second encoding

@@ -9,6 +9,8 @@ from pathlib import Path
 from ..data import BENCHMARKS
 from ..evaluate import PRECISIONS
 from ..model import K_SHOT_RULES
+from .arguments import (device, image_side, local_path, non_negative_int, output_file, positive_int, prepare_folder, probe_file,
+                        seed, shots, weights_source)
 
 HELP = "Evaluate weights on a few-shot benchmark with the authors' protocol: mIoU, FB-IoU, per-class IoU (JSON)."
 DATAPATH_ENV = "HSNET_DATAPATH"
@@ -19,23 +21,23 @@ def add_data_arguments(parser: argparse.ArgumentParser) -> None:
     """The dataset flags ``evaluate`` and ``train`` share."""
     parser.add_argument("--benchmark", required=True, choices=BENCHMARKS)
     parser.add_argument("--fold", type=int, default=0, choices=(0, 1, 2, 3), help="fold of pascal/coco (ignored for fss)")
-    parser.add_argument("--datapath", default=os.environ.get(DATAPATH_ENV, DEFAULT_DATAPATH),
+    parser.add_argument("--datapath", type=local_path, default=os.environ.get(DATAPATH_ENV, DEFAULT_DATAPATH),
                         help=f"the authors' Datasets_HSN folder (default: ${DATAPATH_ENV} or {DEFAULT_DATAPATH})")
-    parser.add_argument("--splits", default=None, metavar="DIR",
+    parser.add_argument("--splits", type=local_path, default=None, metavar="DIR",
                         help="local copy of the authors' data/splits folder (default: $HSNET_SPLITS_DIR, else fetched "
                              "once from their repository and cached)")
-    parser.add_argument("--image-size", type=int, default=400, help="square input size (authors: 400)")
-    parser.add_argument("--workers", type=int, default=None,
+    parser.add_argument("--image-size", type=image_side, default=400, help="square input size (authors: 400)")
+    parser.add_argument("--workers", type=non_negative_int, default=None,
                         help="data loading processes per rank (default: 0 for evaluate, as the authors; 8 for train)")
-    parser.add_argument("--device", default="auto", help="auto, cpu or cuda (under torchrun: each rank's own GPU)")
+    parser.add_argument("--device", default="auto", type=device, help="auto, cpu or cuda (under torchrun: each rank's own GPU)")
     parser.add_argument("--no-progress", dest="progress", action="store_false", help="no progress bars")
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     """Arguments of ``hsnet evaluate``."""
     add_data_arguments(parser)
-    parser.add_argument("--shots", "--nshot", type=int, default=1, help="support images per episode (K)")
-    parser.add_argument("--weights", required=True, metavar="NAME|REPO|PATH",
+    parser.add_argument("--shots", "--nshot", type=shots, default=1, help="support images per episode (K)")
+    parser.add_argument("--weights", required=True, type=weights_source, metavar="NAME|REPO|PATH",
                         help="registry name (e.g. pascal-resnet50-fold0), Hub repo id, best_model.pt, .safetensors "
                              "or folder")
     parser.add_argument("--revision", default=None, help="Hub branch, tag or commit of --weights")
@@ -43,12 +45,12 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--original-size", action="store_true",
                         help="score each query at its original size (the authors' --use_original_imgsize)")
     parser.add_argument("--rule", default="vote", choices=K_SHOT_RULES, help="k-shot rule (vote: the authors')")
-    parser.add_argument("--batch-size", type=int, default=1, help="episodes per forward pass on each rank")
+    parser.add_argument("--batch-size", type=positive_int, default=1, help="episodes per forward pass on each rank")
     parser.add_argument("--precision", default="fp32", choices=PRECISIONS, help="autocast on CUDA (published: fp32)")
-    parser.add_argument("--seed", type=int, default=0, help="seed of the episode list (authors: 0)")
-    parser.add_argument("--limit", type=int, default=None, metavar="N",
+    parser.add_argument("--seed", type=seed, default=0, help="seed of the episode list (authors: 0)")
+    parser.add_argument("--limit", type=positive_int, default=None, metavar="N",
                         help="only the first N episodes of the list (smoke tests; not the protocol)")
-    parser.add_argument("--output", type=Path, default=None,
+    parser.add_argument("--output", type=output_file, default=None,
                         help="JSON results file (default: hsnet-eval-<benchmark>[-fold<F>]-<K>shot.json)")
 
 
@@ -66,6 +68,10 @@ def run(args: argparse.Namespace) -> int:
         dataset = main_first(lambda: build_dataset(
             args.benchmark, args.datapath, args.fold, "test", args.shots, image_size=args.image_size,
             original_size=args.original_size, seed=args.seed, limit=args.limit, splits_dir=args.splits))
+        fold = f"-fold{dataset.fold}" if dataset.folds else ""
+        output = args.output or Path(f"hsnet-eval-{dataset.benchmark}{fold}-{dataset.shots}shot.json")
+        if ctx.is_main:
+            probe_file(output, "--output")  # before the episodes, not after them
         model = main_first(lambda: from_pretrained(args.weights, args.revision, hub_org=args.hub_org))
         if ctx.is_main:
             print(f"hsnet evaluate: {dataset.summary()} with {args.weights} ({model.backbone_name}) on "
@@ -75,9 +81,7 @@ def run(args: argparse.Namespace) -> int:
                           progress=args.progress, settings={"weights": str(args.weights),
                                                             "backbone": model.backbone_name, "limit": args.limit})
         if ctx.is_main:
-            fold = f"-fold{dataset.fold}" if dataset.folds else ""
-            output = args.output or Path(f"hsnet-eval-{dataset.benchmark}{fold}-{dataset.shots}shot.json")
-            output.parent.mkdir(parents=True, exist_ok=True)
+            prepare_folder(output.parent, "--output")
             output.write_text(json.dumps(result.to_dict(), indent=2) + "\n", encoding="utf-8")
             print(result.summary())
             print(f"wrote {output}")

@@ -17,7 +17,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 def run(args: argparse.Namespace) -> int:
     """Check the folder loads, upload it, print the repository URL (never the token)."""
-    from ..hub import push_to_hub
+    from ..weights import push_to_hub
 
     url = push_to_hub(args.folder, args.repo_id, private=args.private, commit_message=args.message)
     print(f"uploaded {args.folder} to {url}")

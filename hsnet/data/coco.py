@@ -71,9 +71,12 @@ class CocoDataset(EpisodeDataset):
     def image_path(self, name: str) -> Path:
         return self.root / "COCO2014" / name
 
-    def read_label(self, name: str, class_id: int) -> tuple[torch.Tensor, None]:
+    def label_path(self, name: str) -> Path:
         stem = name[: name.index(".jpg")] if ".jpg" in name else name
-        labels = self.label_array(self.root / "COCO2014" / "annotations" / f"{stem}.png")
+        return self.root / "COCO2014" / "annotations" / f"{stem}.png"
+
+    def read_label(self, name: str, class_id: int) -> tuple[torch.Tensor, None]:
+        labels = self.label_array(self.label_path(name))
         return (labels == class_id + 1).float(), None
 
     def class_name(self, class_id: int) -> str:

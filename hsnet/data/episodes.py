@@ -114,6 +114,10 @@ class EpisodeDataset(Dataset, ABC):
         """File of an image named as in the split lists."""
 
     @abstractmethod
+    def label_path(self, name: str) -> Path:
+        """File of the annotation of an image named as in the split lists."""
+
+    @abstractmethod
     def read_label(self, name: str, class_id: int) -> tuple[torch.Tensor, torch.Tensor | None]:
         """(foreground mask in {0, 1}, ignore mask or None) of an image for ``class_id``, at full size."""
 
@@ -178,13 +182,17 @@ class EpisodeDataset(Dataset, ABC):
         query = self.open_image(self.image_path(ep.query))
         query_size = (query.height, query.width)
         mask, ignore = self.read_label(ep.query, ep.class_id)
+        self.check_label_size(ep.query, query_size, mask)
         target = query_size if self.original_size else size
         query_mask = resize_mask(mask, target)
         query_ignore = resize_mask(ignore, target).bool() if ignore is not None else torch.zeros(target, dtype=torch.bool)
         support_imgs, support_masks = [], []
         for name in ep.supports:
-            support_imgs.append(image_to_tensor(self.open_image(self.image_path(name)), self.image_size))
-            support_masks.append(resize_mask(self.read_label(name, ep.class_id)[0], size))
+            image = self.open_image(self.image_path(name))
+            support_mask = self.read_label(name, ep.class_id)[0]
+            self.check_label_size(name, (image.height, image.width), support_mask)
+            support_imgs.append(image_to_tensor(image, self.image_size))
+            support_masks.append(resize_mask(support_mask, size))
         return {
             "query_img": image_to_tensor(query, self.image_size),
             "query_mask": query_mask,
@@ -195,6 +203,13 @@ class EpisodeDataset(Dataset, ABC):
             "index": index,
             "query_size": torch.tensor(query_size),
         }
+
+    def check_label_size(self, name: str, image_size: tuple[int, int], label: torch.Tensor) -> None:
+        """Refuse an annotation whose size differs from its photo's: it belongs to another image, or is damaged."""
+        if tuple(label.shape) != image_size:
+            raise DatasetError(f"label {self.label_path(name)} is {label.shape[1]}x{label.shape[0]} but its photo "
+                               f"{self.image_path(name)} is {image_size[1]}x{image_size[0]}; the {self.title} copy "
+                               f"at {self.root} is damaged: download those files again")
 
     def fold_class_ids(self, per_fold: int, interleaved: bool) -> list[int]:
         """The authors' fold split of ``nclass`` classes: the fold's test classes for val/test, the rest for trn.

@@ -46,6 +46,9 @@ class FSSDataset(EpisodeDataset):
             if not folder.is_dir():
                 raise DatasetError(f"FSS-1000 class folder {folder} is missing; {self.download_hint()}")
             names = sorted(n for n in os.listdir(folder) if not n.startswith(".") and n.split(".")[1:2] == ["jpg"])
+            if not names:
+                raise DatasetError(f"FSS-1000 class folder {folder} holds no .jpg images; the authors' protocol "
+                                   f"scores all {IMAGES_PER_CLASS} images of each class: download that class again")
             self.metadata.extend((f"{category}/{name}", class_id) for name in names)
 
     def num_episodes(self) -> int:
@@ -61,9 +64,12 @@ class FSSDataset(EpisodeDataset):
     def image_path(self, name: str) -> Path:
         return self.root / "FSS-1000" / name
 
-    def read_label(self, name: str, class_id: int) -> tuple[torch.Tensor, None]:
+    def label_path(self, name: str) -> Path:
         path = self.image_path(name)
-        mask = self.open_image(path.with_name(path.name.split(".")[0] + ".png")).convert("L")
+        return path.with_name(path.name.split(".")[0] + ".png")
+
+    def read_label(self, name: str, class_id: int) -> tuple[torch.Tensor, None]:
+        mask = self.open_image(self.label_path(name)).convert("L")
         return (torch.from_numpy(np.array(mask)) >= 128).float(), None
 
     def class_name(self, class_id: int) -> str:

@@ -6,7 +6,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from ..errors import DatasetError
+from ..errors import DatasetError, one_line
 from .episodes import Episode, EpisodeDataset
 from .splits import read_split_lines
 
@@ -47,9 +47,9 @@ class PascalDataset(EpisodeDataset):
         folds = [f for f in range(self.folds) if f != self.fold] if split == "trn" else [self.fold]
         self.metadata: list[tuple[str, int]] = []
         for fold in folds:
-            for line in read_split_lines(f"pascal/{split}/fold{fold}.txt", self.splits_dir):
-                name, label = line.split("__")
-                self.metadata.append((name, int(label) - 1))
+            relpath = f"pascal/{split}/fold{fold}.txt"
+            for number, line in enumerate(read_split_lines(relpath, self.splits_dir), 1):
+                self.metadata.append(_parse_line(line, relpath, number))
         if not self.metadata:
             raise DatasetError(f"the PASCAL-5i {split} split lists of fold {self.fold} are empty; use the authors' lists")
         self.classwise: dict[int, list[str]] = {c: [] for c in range(self.nclass)}
@@ -66,9 +66,21 @@ class PascalDataset(EpisodeDataset):
     def image_path(self, name: str) -> Path:
         return self.root / "VOC2012" / "JPEGImages" / f"{name}.jpg"
 
+    def label_path(self, name: str) -> Path:
+        return self.root / "VOC2012" / "SegmentationClassAug" / f"{name}.png"
+
     def read_label(self, name: str, class_id: int) -> tuple[torch.Tensor, torch.Tensor]:
-        labels = self.label_array(self.root / "VOC2012" / "SegmentationClassAug" / f"{name}.png")
+        labels = self.label_array(self.label_path(name))
         return (labels == class_id + 1).float(), labels == IGNORE_LABEL
 
     def class_name(self, class_id: int) -> str:
         return VOC_CLASSES[class_id]
+
+
+def _parse_line(line: str, relpath: str, number: int) -> tuple[str, int]:
+    """(image name, 0-based class) of a ``<name>__<class 1..20>`` line, or a DatasetError naming the line."""
+    name, sep, label = line.partition("__")
+    if not sep or not name or not label.isdigit() or not 1 <= int(label) <= PascalDataset.nclass:
+        raise DatasetError(f"split list {relpath} line {number} ({one_line(repr(line), 60)}) is not "
+                           "<image name>__<class 1..20>; use the authors' file")
+    return name, int(label) - 1

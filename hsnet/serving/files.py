@@ -65,18 +65,22 @@ def private_temp_dir(parent: str | os.PathLike | None = None) -> Path:
 
 
 class MaskFiles:
-    """Downloadable mask PNGs in a folder of this process, each removed after ``lifetime_s``; the folder at exit."""
+    """Downloadable masks (and label archives) in a folder of this process, each removed after ``lifetime_s``."""
 
     def __init__(self, parent: str | os.PathLike | None = None, lifetime_s: float = MASK_FILE_LIFETIME_S):
         self.folder = Path(tempfile.mkdtemp(prefix="hsnet-masks-", dir=parent))
         self.lifetime_s = lifetime_s
         atexit.register(self.remove)
 
-    def save(self, mask: np.ndarray, stem: str) -> Path:
-        """Write ``mask`` as ``<stem>_mask.png`` (0/255) in a folder of its own, after pruning expired ones."""
+    def answer_folder(self) -> Path:
+        """A new folder for one answer's files (a folder per answer keeps readable names unique), after pruning."""
         self.prune()
+        return Path(tempfile.mkdtemp(dir=self.folder))
+
+    def save(self, mask: np.ndarray, stem: str) -> Path:
+        """Write ``mask`` as ``<stem>_mask.png`` (0/255) in a folder of its own."""
         safe = re.sub(r"[^\w.-]+", "_", stem).strip("._")[:60] or "query"
-        path = Path(tempfile.mkdtemp(dir=self.folder)) / f"{safe}_mask.png"  # a folder per answer keeps the name
+        path = self.answer_folder() / f"{safe}_mask.png"
         mask_image(mask).save(path)
         return path
 

@@ -34,6 +34,7 @@ from .uploads import MAX_UPLOAD, MAX_UPLOAD_BYTES, check_editor_blob, check_edit
 # The largest request body: one MAX_UPLOAD_BYTES image as base64 in JSON, plus room for the rest of the request.
 MAX_REQUEST_BYTES = math.ceil(MAX_UPLOAD_BYTES * 4 / 3) + 1024 * 1024
 MAX_PENDING_EDITS = 32  # editor values posted by browsers and not yet used by a request, over all visitors
+MAX_PENDING_EDIT_BYTES = 256 * 2**20  # the bytes those values may hold together
 UNREADABLE = (OSError, ValueError, SyntaxError, Image.DecompressionBombError)
 C = TypeVar("C", bound=gr.components.Component)
 
@@ -67,8 +68,8 @@ def guard_editor(component: C, what: str) -> C:
     """``component`` (a gr.ImageEditor) whose posted blobs and payload are checked before Gradio decodes them.
 
     The instance's methods are wrapped rather than subclassed: Gradio writes a .pyi stub
-    beside the module of every Component subclass. A blob refused when posted is
-    remembered by its value id, so that the request that uses it shows the reason.
+    beside the module of every Component subclass. A blob refused when posted is dropped
+    and remembered by its value id, so that the request that uses it shows the reason.
     """
     original_preprocess = component.preprocess
     original_accept = component.accept_blobs
@@ -85,16 +86,16 @@ def guard_editor(component: C, what: str) -> C:
             if len(files) != 1:
                 raise InputError(f"{what} sent {len(files)} files in one part; reload the page")
             check_editor_blob(fields.get("type"), fields.get("index"), files[0][1], what)
-        except InputError as exc:
+        except InputError as exc:  # not raised here: the browser would show nothing; the request says why
             with lock:
                 storage.pop(value_id, None)
                 refused[value_id] = str(exc)
                 while len(refused) > MAX_PENDING_EDITS:
                     refused.popitem(last=False)
-            raise _refusal(exc) from exc
+            return None
         with lock:
             result = original_accept(data)
-            while len(storage) > MAX_PENDING_EDITS:
+            while len(storage) > MAX_PENDING_EDITS or (len(storage) > 1 and _pending_bytes(storage) > MAX_PENDING_EDIT_BYTES):
                 storage.pop(next(iter(storage)))
         return result
 
@@ -125,6 +126,12 @@ def guard_editor(component: C, what: str) -> C:
     component.preprocess = preprocess  # type: ignore[method-assign]
     component.accept_blobs = accept_blobs  # type: ignore[method-assign]
     return component
+
+
+def _pending_bytes(storage: dict) -> int:
+    """Bytes of the editor values an ImageEditor holds for requests to come."""
+    return sum(len(part) for value in storage.values()
+               for part in (value.background, value.composite, *value.layers) if part is not None)
 
 
 class RequestSizeLimit:

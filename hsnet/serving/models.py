@@ -27,6 +27,7 @@ LoadStatus = Literal["idle", "loading", "ready", "failed"]
 Progress = Callable[[float | None, str], None]  # (fraction done or None when unknown, what is happening)
 Loader = Callable[[str, Progress], Predictor]
 RETRY_AFTER_S = 300.0
+DOWNLOAD_SHARE = 0.85  # of the progress bar: the rest is converting and preparing the model
 HUB_REPO_ID = re.compile(r"[\w.-]+/[\w.-]+")
 
 
@@ -72,12 +73,19 @@ def _why(exc: BaseException) -> str:
     return "could not be loaded because of an unexpected error"
 
 
-def load_predictor(name: str, device: str | None, progress: Progress) -> Predictor:
-    """The production loader: weights by registry name, Hub repo id or local path, then a Predictor on ``device``."""
+def load_predictor(name: str, device: str | None, progress: Progress, image_size: int | None = None) -> Predictor:
+    """The production loader: weights by registry name, Hub repo id or local path, then a Predictor on ``device``
+    at ``image_size`` (None: the side the weights' config names)."""
+    def downloading(done: int, total: int | None) -> None:
+        if total:
+            progress(DOWNLOAD_SHARE * done / total, f"downloading the weights, {done / 2**20:.0f} of {total / 2**20:.0f} MB")
+        else:
+            progress(None, f"downloading the weights, {done / 2**20:.0f} MB so far")
+
     progress(None, "reading or downloading the weights")
-    model = hub.from_pretrained(name)
+    model = hub.from_pretrained(name, progress=downloading)
     progress(0.9, "preparing the model")
-    return Predictor(model, device=device)
+    return Predictor(model, device=device, image_size=image_size)
 
 
 @dataclass
@@ -96,17 +104,17 @@ class _Entry:
 class ModelStore:
     """Predictors by weights name, loaded in background threads; at most ``keep`` kept ready.
 
-    ``loader(name, progress)`` builds a Predictor (default: ``load_predictor`` on ``device``);
+    ``loader(name, progress)`` builds a Predictor (default: ``load_predictor`` on ``device`` at ``image_size``);
     tests inject slow or failing loaders. One store per process at module level lets a
     ZeroGPU worker reach it: the GPU step receives the weights name and calls ``predictor``.
     """
 
-    def __init__(self, default: str, device: str | None = None, *, loader: Loader | None = None, keep: int = 2,
-                 retry_after_s: float = RETRY_AFTER_S):
+    def __init__(self, default: str, device: str | None = None, *, image_size: int | None = None,
+                 loader: Loader | None = None, keep: int = 2, retry_after_s: float = RETRY_AFTER_S):
         self.default = default
         self.keep = keep
         self.retry_after_s = retry_after_s
-        self._loader: Loader = loader or (lambda name, progress: load_predictor(name, device, progress))
+        self._loader: Loader = loader or (lambda name, progress: load_predictor(name, device, progress, image_size))
         self._entries: dict[str, _Entry] = {}
         self._lock = threading.Lock()
 

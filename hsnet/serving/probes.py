@@ -18,6 +18,7 @@ import numpy as np
 from PIL import Image
 
 from ..errors import InputError
+from ..predictor import LayerMap, Predictor
 
 PROBE_BUDGET_BYTES = 256 * 1024 * 1024
 
@@ -65,6 +66,17 @@ class Probe:
         scale = max_side / max(width, height)
         return Image.fromarray(self.query).resize((max(1, round(width * scale)), max(1, round(height * scale))),
                                                   Image.BILINEAR)
+
+
+def point_maps(predictor: Predictor, probe: Probe, x: float, y: float) -> list[list[LayerMap]]:
+    """The correlation of query point (x, y) (original pixels) with every support cell, per support and layer.
+
+    The supports are found in the predictor's cache by content (they were encoded for the
+    segmentation); the query's features are computed again from its model-resolution pixels.
+    """
+    mx, my = probe.model_point(x, y)
+    supports = predictor.set_supports(list(probe.supports), list(probe.masks))
+    return predictor.point_correlation(supports, predictor.encode_query(probe.query), mx, my)
 
 
 class ProbeExpiredError(InputError):

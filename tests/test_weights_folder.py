@@ -1,0 +1,62 @@
+"""The Hub folder format: config.json carries image_size and mask_support, loading sets them, bad values are refused."""
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+
+import hsnet
+
+
+@pytest.fixture(scope="module")
+def folder(resnet50: hsnet.HSNet, tmp_path_factory: pytest.TempPathFactory) -> Path:
+    return hsnet.save_pretrained(resnet50, tmp_path_factory.mktemp("saved"), benchmark="fss")
+
+
+def with_config(folder: Path, tmp_path: Path, **changes) -> Path:
+    """A copy of ``folder`` whose config.json has ``changes`` (None removes a key)."""
+    copy = tmp_path / "copy"
+    copy.mkdir()
+    (copy / "model.safetensors").symlink_to(folder / "model.safetensors")
+    config = json.loads((folder / "config.json").read_text())
+    for key, value in changes.items():
+        config.pop(key) if value is None else config.__setitem__(key, value)
+    (copy / "config.json").write_text(json.dumps(config))
+    return copy
+
+
+def test_config_carries_image_size_and_mask_support_and_loading_sets_them(folder: Path, tmp_path: Path) -> None:
+    config = json.loads((folder / "config.json").read_text())
+    assert (config["image_size"], config["mask_support"]) == (400, True)
+    model = hsnet.from_pretrained(with_config(folder, tmp_path, image_size=320, mask_support=False))
+    assert (model.image_size, model.mask_support) == (320, False)
+
+
+def test_older_folders_without_the_fields_get_the_authors_defaults(folder: Path, tmp_path: Path) -> None:
+    model = hsnet.from_pretrained(with_config(folder, tmp_path, image_size=None, mask_support=None))
+    assert (model.image_size, model.mask_support) == (400, True)
+
+
+def test_save_pretrained_keeps_the_models_own_settings(resnet50: hsnet.HSNet, tmp_path: Path) -> None:
+    model = hsnet.build_model("resnet50", mask_support=False, image_size=480)
+    model.load_state_dict(resnet50.state_dict())
+    config = json.loads((hsnet.save_pretrained(model, tmp_path) / "config.json").read_text())
+    assert (config["image_size"], config["mask_support"]) == (480, False)
+    assert "Support feature masking: off" in (tmp_path / "README.md").read_text()
+
+
+@pytest.mark.parametrize("changes,says", [
+    ({"image_size": 1000}, "image_size 1000; it must be a whole number of pixels from 32 to 640"),
+    ({"image_size": 16}, "image_size 16"),
+    ({"image_size": "400"}, "image_size '400'"),
+    ({"image_size": 400.5}, "image_size 400.5"),
+    ({"image_size": True}, "image_size True"),
+    ({"mask_support": "no"}, "mask_support 'no'; it must be true or false"),
+    ({"mask_support": 0}, "mask_support 0"),
+    ({"backbone": "resnet18"}, "names no known backbone"),
+])
+def test_bad_config_values_are_refused_in_one_line(folder: Path, tmp_path: Path, changes: dict, says: str) -> None:
+    with pytest.raises(hsnet.CheckpointError, match=says.replace("(", r"\(")) as info:
+        hsnet.from_pretrained(with_config(folder, tmp_path, **changes))
+    assert "\n" not in str(info.value)

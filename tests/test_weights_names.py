@@ -1,0 +1,60 @@
+"""What ``from_pretrained`` and ``hsnet convert`` say about names and paths that cannot be weights: one true line."""
+from __future__ import annotations
+
+import os
+import re
+from pathlib import Path
+
+import pytest
+import torch
+
+import hsnet
+from hsnet.cli import main as cli
+
+
+@pytest.fixture(autouse=True)
+def no_downloads(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
+    """An empty hsnet cache and offline mode: none of these cases may reach the network."""
+    monkeypatch.setenv("HSNET_CACHE_DIR", str(tmp_path / "cache"))
+    monkeypatch.setenv("HF_HUB_OFFLINE", "1")
+    monkeypatch.delenv("HSNET_HUB_ORG", raising=False)
+
+
+def refused(name: object, error: type[Exception], match: str) -> None:
+    with pytest.raises(error, match=match) as info:
+        hsnet.from_pretrained(name)
+    assert "\n" not in str(info.value) and len(str(info.value)) < 400
+
+
+@pytest.mark.parametrize("name", ["", "   ", "\t\n"])
+def test_an_empty_name_never_loads_the_current_folder(name, tmp_path: Path, monkeypatch, resnet50) -> None:
+    hsnet.save_pretrained(resnet50, tmp_path)  # the current folder holds loadable weights
+    monkeypatch.chdir(tmp_path)
+    refused(name, hsnet.WeightsNotFoundError, "no weights given")
+
+
+def test_odd_paths_say_what_they_are(tmp_path: Path) -> None:
+    loop = tmp_path / "loop"
+    os.symlink(loop, loop)
+    refused(str(loop), hsnet.CheckpointError, "is a loop of symbolic links")
+    refused("/dev/zero", hsnet.CheckpointError, "/dev/zero is not a regular file")
+    refused("w" * 300, hsnet.WeightsNotFoundError, r"\(300 characters\) is no registry name and too long a file name")
+    refused(str(tmp_path / ("w" * 300)), hsnet.WeightsNotFoundError, "too long a file name for this system")
+    refused("pascal-resnet50-fold9", hsnet.WeightsNotFoundError, "did you mean pascal-resnet50-fold")
+    refused(str(tmp_path), hsnet.WeightsNotFoundError, "holds neither model.safetensors nor best_model.pt")
+
+
+def test_convert_refuses_an_existing_file_and_an_impossible_out(resnet50, tmp_path: Path, capsys) -> None:
+    best = tmp_path / "best_model.pt"
+    torch.save(resnet50.state_dict(), best)
+    taken = tmp_path / "taken"
+    taken.write_text("mine")
+    for out, says in ((taken, "is an existing file; give a new folder name"),
+                      (taken / "below", "cannot create the folder .*Not a directory"),
+                      (Path("/proc/hsnet-out"), "cannot create the folder"),
+                      (tmp_path / ("o" * 300), "cannot create the folder .*File name too long")):
+        code = cli(["convert", str(best), "--backbone", "resnet50", "--benchmark", "fss", "--out", str(out)])
+        err = capsys.readouterr().err
+        assert code == 2 and err.count("\n") == 1, err
+        assert re.search(says, err), err
+    assert taken.read_text() == "mine"
