@@ -33,6 +33,7 @@ from hsnet import hub
 from hsnet.errors import HSNetError, InputError
 from hsnet.inputs import MAX_PIXELS, load_mask, load_rgb
 from hsnet.predictor import LayerMap, Prediction
+from hsnet.predictor.results import resized
 from hsnet.serving import (
     DELETE_CACHE,
     MAX_UPLOAD_BYTES,
@@ -330,12 +331,15 @@ def run_model(source: str, query: Image.Image, images: list[Image.Image], masks:
 
 @on_gpu
 def probe_point(probe: Probe, x: float, y: float) -> list[list[LayerMap]]:
-    """The query point (x, y) (original pixels) against every support cell, per support and layer, from ``probe``."""
+    """The query point (x, y) (original pixels) against every support cell, per support and layer, from ``probe``.
+
+    The supports' features usually come from the predictor's cache; the query's are computed again at model
+    resolution from the kept pixels.
+    """
     predictor = STORE.predictor(probe.weights)
-    mx, my = probe.model_point(x, y)
-    again = predictor.predict(Image.fromarray(probe.query), [Image.fromarray(s) for s in probe.supports],
-                              list(probe.masks))
-    return predictor.point_correlation(again, mx, my)
+    supports = predictor.set_supports(list(probe.supports), list(probe.masks))
+    query = predictor.encode_query(probe.query)
+    return predictor.point_correlation(supports, query, *probe.model_point(x, y))
 
 
 def level_galleries(maps: Sequence[LayerMap], display: Image.Image, scale: ColourScale,
@@ -350,7 +354,7 @@ def level_galleries(maps: Sequence[LayerMap], display: Image.Image, scale: Colou
 def summary(prediction: Prediction, weights: str, rule: str) -> str:
     """Markdown: what was found, on which device, and the time of each stage."""
     width, height = prediction.size
-    shots = max(1, len(prediction.shot_masks))
+    shots = len(prediction.shot_probabilities)
     stages = " | ".join(f"{stage.replace('_', ' ')} {seconds:.2f} s" for stage, seconds in prediction.timings.items()
                         if stage != "total")
     cache = " (support features reused from the cache)" if prediction.support_cache_hit else ""
@@ -364,15 +368,15 @@ def answer(request: SegmentRequest, prediction: Prediction, mode: str, masks: Ma
     """Every picture of one prediction, drawn from one display-size copy of the query (resized once)."""
     display = fit(request.query, DISPLAY_SIDE, MIN_DISPLAY_SIDE)
     overlay = overlay_mask(display, resized_mask(prediction.mask, display.size))
-    small = display_size(display.size, THUMB_SIDE * 2)
-    probability = np.asarray(Image.fromarray(prediction.probability.astype(np.float32), mode="F").resize(small, Image.BILINEAR))
-    layer_scale = shared_scale([m.values for m in prediction.layer_maps], LAYER_SCALE_LABEL)
-    vote_scale = ColourScale(0.0, 1.0, f"Share of the {len(prediction.shot_masks)} supports saying foreground",
-                             "viridis")
+    shots = prediction.shot_probabilities  # (K, S, S) at model resolution: resized only to what is shown
     thumb = fit(display, THUMB_SIDE * 2)
+    probability = resized(shots.mean(axis=0), thumb.size)
+    layer_scale = shared_scale([m.values for m in prediction.layer_maps], LAYER_SCALE_LABEL)
+    vote_scale = ColourScale(0.0, 1.0, f"Share of the {len(shots)} supports saying foreground", "viridis")
+    votes = [resized(p, thumb.size) > 0.5 for p in shots] if len(shots) > 1 else []
     support_predictions = [
-        (overlay_mask(thumb, resized_mask(m, thumb.size)), f"Support {i} alone: {m.mean() * 100:.1f}% foreground")
-        for i, m in enumerate(prediction.shot_masks, start=1)]
+        (overlay_mask(thumb, m), f"Support {i} alone: {m.mean() * 100:.1f}% foreground")
+        for i, m in enumerate(votes, start=1)]
     state = Exploration(key, request.weights, request.query.size, jpeg(display), jpeg(overlay),
                         (np.clip(probability, 0, 1) * 255).round().astype(np.uint8), prediction.layer_maps,
                         [fit(s, PROBE_TILE) for s in request.supports])
@@ -384,8 +388,8 @@ def answer(request: SegmentRequest, prediction: Prediction, mode: str, masks: Ma
         level_4=[], level_3=[], level_2=[],
         layer_scale=colourbar(layer_scale, width=480),
         support_predictions=support_predictions,
-        vote_map=None if prediction.vote_map is None else with_colourbar(heatmap(prediction.vote_map, thumb.size,
-                                                                                 vote_scale, thumb), vote_scale),
+        vote_map=with_colourbar(heatmap(np.mean(votes, axis=0), thumb.size, vote_scale, thumb), vote_scale)
+        if votes else None,
     )
     result.level_4, result.level_3, result.level_2 = level_galleries(prediction.layer_maps, display, layer_scale, mode)
     return result, state
@@ -626,7 +630,7 @@ THEME = gr.themes.Soft().set(
     checkbox_label_background_fill_selected="*primary_600",
 )
 
-# Names for what Gradio draws without one: the editor's canvas and any picture without alt text.
+# Names for what Gradio draws without one (the editor's canvas, pictures without alt text) and keyboard order.
 HEAD = """
 <script>
 (() => {
@@ -644,6 +648,20 @@ HEAD = """
     });
   };
   new MutationObserver(name).observe(document.documentElement, {childList: true, subtree: true});
+  // Gradio's dropdown drops keyboard focus on the page body when left with Tab: move it on to the next control.
+  document.addEventListener('keydown', (event) => {
+    const menu = event.target.closest && event.target.closest('.hs-keep-focus');
+    if (event.key !== 'Tab' || !menu) return;
+    const focusable = [...document.querySelectorAll('input, button, select, textarea, a[href], [tabindex]')]
+      .filter((e) => e.tabIndex >= 0 && !e.disabled && e.getClientRects().length && !menu.contains(e));
+    const after = focusable.filter((e) => menu.compareDocumentPosition(e) &
+      (event.shiftKey ? Node.DOCUMENT_POSITION_PRECEDING : Node.DOCUMENT_POSITION_FOLLOWING));
+    const next = event.shiftKey ? after[after.length - 1] : after[0];
+    if (!next) return;
+    event.preventDefault();
+    event.target.blur();
+    setTimeout(() => next.focus(), 60);
+  }, true);
 })();
 </script>
 """
@@ -686,7 +704,7 @@ def build_demo(default_weights: str, episodes: Sequence[Episode], masks: MaskFil
                                                accordion, api_name=False, queue=False)
         with gr.Row(equal_height=False):
             weights = gr.Dropdown(menu.choices(), value=menu.default, label="Checkpoint", allow_custom_value=True,
-                                  min_width=240, elem_id="weights-menu")
+                                  min_width=240, elem_id="weights-menu", elem_classes="hs-keep-focus")
             rule = gr.Radio(["vote", "mean-prob"], value="vote", label="K-shot rule", min_width=240,
                             info="vote: the authors' rule; mean-prob: average probability")
             mode = gr.Radio([OVER_PHOTO, ALONE], value=OVER_PHOTO, label="Heatmaps", min_width=240,

@@ -45,16 +45,15 @@ def monkeypatch_module():
 
 
 def fake_prediction(size: tuple[int, int], shots: int = 1, seed: int = 0) -> SimpleNamespace:
-    """What ``answer`` reads of a Prediction: full-size mask and probability, small layer maps, shots."""
+    """What ``answer`` reads of a Prediction: the full-size mask, the rest at model resolution."""
     rng = np.random.default_rng(seed)
     width, height = size
     mask = np.zeros((height, width), bool)
     mask[height // 4: height // 2, width // 4: width // 2] = True
-    shot_masks = [np.roll(mask, k, axis=1) for k in range(shots)] if shots > 1 else []
     maps = [LayerMap(name, int(name[5]), rng.uniform(0.2, 0.7, (13, 13)).astype(np.float32)) for name in RESNET50_LAYERS]
-    return SimpleNamespace(mask=mask, probability=rng.random((height, width), dtype=np.float32), shot_masks=shot_masks,
-                           vote_map=np.mean(shot_masks, axis=0) if shot_masks else None, layer_maps=maps,
-                           timings={"backbone": 0.1, "total": 0.2}, device="cpu", support_cache_hit=False, size=size)
+    return SimpleNamespace(mask=mask, shot_probabilities=rng.random((shots, 50, 50), dtype=np.float32),
+                           layer_maps=maps, timings={"backbone": 0.1, "total": 0.2}, device="cpu",
+                           support_cache_hit=False, size=size)
 
 
 def request_for(app, query: Image.Image, shots: int = 1):

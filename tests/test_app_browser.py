@@ -10,8 +10,10 @@ developer's machine and fail in CI, where a missing browser must not pass silent
 from __future__ import annotations
 
 import os
-import socket
+import threading
+import time
 from collections.abc import Iterator
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 
 import pytest
@@ -230,33 +232,50 @@ def test_on_a_phone_every_tab_is_in_sight_and_supports_come_before_segment(explo
 def test_the_keyboard_moves_on_from_the_checkpoint_menu(explored) -> None:
     page = explored
     page.locator("#weights-menu input").focus()
-    page.keyboard.press("Escape")
     page.keyboard.press("Tab")
+    page.wait_for_timeout(300)
     focused = page.evaluate("() => document.activeElement.closest('[id], fieldset')?.textContent.slice(0, 40) || "
                             "document.activeElement.tagName")
     assert "K-shot rule" in focused, f"after the checkpoint menu, Tab went to {focused!r}"
 
 
-class SilentHub:
-    """A TCP port that accepts connections and never answers: a Hub that hangs, on 127.0.0.1."""
+class SlowMissingHub:
+    """A Hub on 127.0.0.1 that takes ``delay_s`` to answer each request, then says the repository does not exist."""
+
+    def __init__(self, delay_s: float):
+        delay = delay_s
+
+        class Handler(BaseHTTPRequestHandler):
+            def _missing(self) -> None:
+                time.sleep(delay)
+                self.send_response(404)
+                self.send_header("X-Error-Code", "RepositoryNotFound")
+                self.send_header("Content-Length", "0")
+                self.end_headers()
+
+            do_GET = do_HEAD = _missing
+
+            def log_message(self, *args) -> None:
+                pass
+
+        self.server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
 
     def __enter__(self) -> str:
-        self.sock = socket.socket()
-        self.sock.bind(("127.0.0.1", 0))
-        self.sock.listen(64)
-        return f"http://127.0.0.1:{self.sock.getsockname()[1]}"
+        threading.Thread(target=self.server.serve_forever, daemon=True).start()
+        return f"http://127.0.0.1:{self.server.server_address[1]}"
 
     def __exit__(self, *exc) -> None:
-        self.sock.close()
+        self.server.shutdown()
+        self.server.server_close()
 
 
 def test_loading_weights_shows_progress_then_a_failure_without_server_details(browser, tmp_path: Path,
                                                                              launch_app) -> None:
     context = browser.new_context(viewport=VIEWPORTS["phone"])
     page = context.new_page()
-    with SilentHub() as endpoint, launch_app("someone/hsnet-not-cached", tmp_path / "app.log", env={
+    with SlowMissingHub(delay_s=8) as endpoint, launch_app("someone/hsnet-not-cached", tmp_path / "app.log", env={
             "HF_HUB_OFFLINE": "0", "HF_ENDPOINT": endpoint, "HF_HOME": str(tmp_path / "hf"),
-            "HF_HUB_ETAG_TIMEOUT": "15", "HF_HUB_DOWNLOAD_TIMEOUT": "15"}) as served:
+            "HF_HUB_ETAG_TIMEOUT": "30", "HF_HUB_DOWNLOAD_TIMEOUT": "30"}) as served:
         page.goto(served.url)
         banner = page.locator("#weights-banner")
         expect(banner.locator(".hs-wait")).to_be_visible(timeout=30_000)

@@ -27,6 +27,13 @@ class FeaturePyramid:
         """The same features on ``device``."""
         return FeaturePyramid([x.to(device) for x in self.levels])
 
+    @staticmethod
+    def cat(pyramids: list["FeaturePyramid"]) -> "FeaturePyramid":
+        """The items of several pyramids in one (one pyramid is returned as it is)."""
+        if len(pyramids) == 1:
+            return pyramids[0]
+        return FeaturePyramid([torch.cat(levels) for levels in zip(*(p.levels for p in pyramids))])
+
     def select(self, index: slice | torch.Tensor) -> "FeaturePyramid":
         """Items ``index`` of every level."""
         return FeaturePyramid([x[index] for x in self.levels])

@@ -21,7 +21,7 @@ from ..errors import InputError
 from ..inputs import ImageLike, load_mask, load_rgb
 from ..limits import check_image_size
 from ..model import K_SHOT_RULES, FeaturePyramid, HSNet, correlate, foreground_score
-from ..runtime import InferenceContext, bounded_passes, cached_logits
+from ..runtime import InferenceContext, backbone_passes, bounded_passes, cached_logits
 from .cache import DEFAULT_CACHE_BYTES, SupportCache
 from .results import LayerMap, Prediction, QueryFeatures, SupportSet, resized
 
@@ -128,6 +128,19 @@ class Predictor:
 
     # ---- encoding -------------------------------------------------------------------------------------------
 
+    def _backbone_passes(self, images: int) -> list[slice]:
+        return backbone_passes(images, self.image_size, self.context.pass_bytes)
+
+    def _query_features(self, pixels: torch.Tensor) -> FeaturePyramid:
+        """Features of (N, 3, S, S) uint8 queries, a bounded backbone batch at a time (inside ``inference``)."""
+        return FeaturePyramid.cat([self.model.query_features(self.model.preprocess(pixels[part]))
+                                   for part in self._backbone_passes(len(pixels))])
+
+    def _support_features(self, pixels: torch.Tensor, masks: torch.Tensor) -> FeaturePyramid:
+        """Masked features of (K, 3, S, S) uint8 supports, a bounded backbone batch at a time (inside ``inference``)."""
+        return FeaturePyramid.cat([self.model.support_features(self.model.preprocess(pixels[part]), masks[part])
+                                   for part in self._backbone_passes(len(pixels))])
+
     def set_supports(self, images: Sequence[ImageLike] | ImageLike,
                      masks: Sequence[ImageLike] | ImageLike) -> SupportSet:
         """Encode 1..16 support images with their masks once (or find them in the cache by content)."""
@@ -136,7 +149,7 @@ class Predictor:
         if cached is not None:
             return SupportSet(cached.features, cached.shots, cached.image_size, key, from_cache=True)
         with self.context.inference():
-            features = self.model.support_features(self.model.preprocess(pixels), mask_tensor)
+            features = self._support_features(pixels, mask_tensor)
         supports = SupportSet(features, len(pixels), self.image_size, key)
         self.cache.put(supports)
         return supports
@@ -145,7 +158,7 @@ class Predictor:
         """One query's features at model resolution (what ``point_correlation`` reads), with its original size."""
         image = load_rgb(query, "query image")
         with self.context.inference():
-            features = self.model.query_features(self.model.preprocess(self._pixels([image])))
+            features = self._query_features(self._pixels([image]))
         return QueryFeatures(features, image.size)
 
     # ---- tensor-level entries (evaluation, benchmark) -------------------------------------------------------
@@ -171,14 +184,14 @@ class Predictor:
             if masks is not None:
                 raise InputError("masks given with a SupportSet; its supports are already masked, pass it alone")
             handle, query_features = supports, None
+            watch.lap("preprocess")
         else:
             if masks is None:
                 raise InputError("support images given without masks; give one mask per support image")
             handle, query_features = self._encode_episode(image, supports, masks, watch)
-        watch.lap("preprocess")
         if query_features is None:
             with self.context.inference():
-                query_features = self.model.query_features(self.model.preprocess(self._pixels([image])))
+                query_features = self._query_features(self._pixels([image]))
         watch.lap("backbone")
         (result,) = self._segment([image], query_features, handle, rule, watch, fresh_supports=not handle.from_cache
                                   and not isinstance(supports, SupportSet))
@@ -187,15 +200,21 @@ class Predictor:
     def _encode_episode(self, query: Image.Image, images: Sequence[ImageLike] | ImageLike,
                         masks: Sequence[ImageLike] | ImageLike,
                         watch: _Stopwatch) -> tuple[SupportSet, FeaturePyramid | None]:
-        """The supports' handle, and the query's features when the supports were new (one backbone batch)."""
+        """The supports' handle, and the query's features when the supports were new (one backbone batch if it
+        fits one pass)."""
         key, pixels, mask_tensor = self._read_supports(images, masks)
         cached = self.cache.get(key)
+        watch.lap("preprocess")
         if cached is not None:
             return SupportSet(cached.features, cached.shots, cached.image_size, key, from_cache=True), None
-        watch.lap("preprocess")
         with self.context.inference():
-            batch = self.model.preprocess(torch.cat([self._pixels([query]), pixels]))
-            query_features, features = self.model.episode_features(batch[:1], batch[1:], mask_tensor)
+            query_pixels = self._pixels([query])
+            if len(self._backbone_passes(1 + len(pixels))) == 1:
+                batch = self.model.preprocess(torch.cat([query_pixels, pixels]))
+                query_features, features = self.model.episode_features(batch[:1], batch[1:], mask_tensor)
+            else:
+                query_features = self._query_features(query_pixels)
+                features = self._support_features(pixels, mask_tensor)
         supports = SupportSet(features, len(pixels), self.image_size, key)
         self.cache.put(supports)
         return supports, query_features
@@ -204,7 +223,8 @@ class Predictor:
                      rule: str = "vote") -> Iterator[Prediction]:
         """Segment every query against one ``SupportSet``, ``batch_size`` queries per backbone batch; yields one
         Prediction per query in input order. A query that cannot be decoded raises InputError after the results
-        of the queries before it."""
+        of the queries before it. Each Prediction keeps its query's features (for ``point_correlation``): keep
+        only the results you need."""
         self._check_rule(rule)
         if not isinstance(supports, SupportSet):
             raise InputError("predict_many takes a SupportSet; make one with predictor.set_supports(images, masks)")
@@ -231,7 +251,7 @@ class Predictor:
             return []
         watch = _Stopwatch(self.context)
         with self.context.inference():
-            features = self.model.query_features(self.model.preprocess(self._pixels(images)))
+            features = self._query_features(self._pixels(images))
         watch.lap("backbone")
         return self._segment(images, features, supports, rule, watch)
 
@@ -265,10 +285,13 @@ class Predictor:
         for i, image in enumerate(images):
             layer_maps = [LayerMap(name, level, values[i, j])
                           for values, (level, names) in zip(maps, self._levels()) for j, name in enumerate(names)]
+            features = query.select(slice(i, i + 1))
+            if batch > 1:  # a copy of its own, so that a kept result does not hold the whole batch
+                features = FeaturePyramid([x.clone() for x in features.levels])
             results.append(Prediction(
-                mask=resized(scores[i], image.size) >= 0.5, shot_probabilities=probabilities[i], layer_maps=layer_maps,
-                timings={}, device=str(self.device), support_cache_hit=not fresh_supports,
-                query_features=QueryFeatures(query.select(slice(i, i + 1)), image.size), supports=supports,
+                mask=resized(scores[i], image.size) >= 0.5, shot_probabilities=probabilities[i].copy(),
+                layer_maps=layer_maps, timings={}, device=str(self.device), support_cache_hit=not fresh_supports,
+                query_features=QueryFeatures(features, image.size), supports=supports,
             ))
         watch.lap("postprocess")
         for result in results:

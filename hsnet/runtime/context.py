@@ -66,19 +66,21 @@ class InferenceContext:
     """A checked device + precision, the memory budget of one pass, and the optional compilation of the learner.
 
     ``compile`` runs the learner through ``torch.compile`` (slow first call per shape);
-    ``cuda_graphs`` (CUDA only) compiles it with CUDA graphs ("reduce-overhead").
+    ``cuda_graphs`` (CUDA only) compiles it with CUDA graphs ("reduce-overhead");
+    ``max_pass_bytes`` overrides the device's budget of one pass (see passes.py).
     """
 
     device: torch.device
     precision: str = "fp32"
     compile: bool = False
     cuda_graphs: bool = False
+    max_pass_bytes: int | None = None
 
     @classmethod
     def create(cls, device: str | torch.device | None = None, precision: str = "fp32", *, compile: bool = False,
-               cuda_graphs: bool = False) -> "InferenceContext":
+               cuda_graphs: bool = False, max_pass_bytes: int | None = None) -> "InferenceContext":
         """The context for ``device`` (None: CUDA when available) and ``precision``; InputError if it cannot run."""
-        context = cls(resolve_device(device), precision, compile, cuda_graphs)
+        context = cls(resolve_device(device), precision, compile, cuda_graphs, max_pass_bytes)
         context.dtype  # noqa: B018 - checks the precision on this device
         if cuda_graphs and context.device.type != "cuda":
             raise InputError("CUDA graphs need a CUDA device; leave cuda_graphs off on the CPU")
@@ -91,7 +93,9 @@ class InferenceContext:
 
     @property
     def pass_bytes(self) -> int:
-        """Correlation bytes one pass of (query, support) pairs may hold on this device."""
+        """Bytes one pass may hold: the correlation of its (query, support) pairs, or its backbone batch."""
+        if self.max_pass_bytes is not None:
+            return self.max_pass_bytes
         return CPU_PASS_BYTES if self.device.type == "cpu" else GPU_PASS_BYTES
 
     @contextmanager

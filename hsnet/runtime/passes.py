@@ -15,6 +15,7 @@ from ..model import FeaturePyramid, HSNet
 
 CPU_PASS_BYTES = 512 * 2**20  # correlation bytes per pass on the CPU: 4 pairs at 400x400
 GPU_PASS_BYTES = 2 * 2**30  # on a GPU: 20 pairs at 400x400, 2 at 640x640
+BACKBONE_BYTES_PER_PIXEL = 800  # peak backbone memory per input pixel (activations and kept taps, fp32)
 
 
 def pair_bytes(query: list[torch.Tensor], support: list[torch.Tensor]) -> int:
@@ -32,6 +33,12 @@ def pair_passes(batch: int, shots: int, per_pass: int) -> list[tuple[slice, slic
         return [(slice(i, min(i + step, batch)), slice(0, shots)) for i in range(0, batch, step)]
     return [(slice(i, i + 1), slice(j, min(j + per_pass, shots)))
             for i in range(batch) for j in range(0, shots, per_pass)]
+
+
+def backbone_passes(images: int, side: int, budget: int) -> list[slice]:
+    """Slices of ``images`` square images of ``side`` pixels that go through the backbone within ``budget`` bytes."""
+    step = max(1, budget // (BACKBONE_BYTES_PER_PIXEL * side * side))
+    return [slice(i, min(i + step, images)) for i in range(0, images, step)]
 
 
 def bounded_passes(query: FeaturePyramid, support: FeaturePyramid, shots: int,
