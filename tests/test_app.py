@@ -264,8 +264,8 @@ def test_two_supports_give_each_ones_prediction_and_the_vote_map(client: Client,
 def test_bad_inputs_get_a_readable_message_and_the_app_keeps_serving(client: Client, files: dict) -> None:
     cases = [  # (query, support 1, what the message says): a text file as query, as support, an empty brush
         # layer, no mask at all
-        (files["notes"], editor(files["support"], files["layer"]), "query image: the file is not an image"),
-        (files["query"], editor(files["notes"]), "support 1 image: the file is not an image"),
+        (files["notes"], editor(files["support"], files["layer"]), "query image.* not an image that can be read"),
+        (files["query"], editor(files["notes"]), "support 1 image.* not an image that can be read"),
         (files["query"], editor(files["support"], files["empty"]), "marks no pixels"),
         (files["query"], editor(files["support"]), "support 1 has no mask"),
     ]
@@ -337,3 +337,47 @@ def test_a_stopped_app_leaves_no_mask_files(app_checkpoint: Path, files: dict, t
         segment(client, files["query"], editor(files["support"], files["layer"]))
         assert list(served.tmp.glob("hsnet-app-*/hsnet-masks-*/*/*_mask.png")), "the mask is not where expected"
     assert not list(served.tmp.glob("hsnet-app-*")), served.log_text()[-2000:]  # masks and Gradio's cache gone
+
+
+@pytest.mark.slow
+def test_label_many_fills_a_gallery_and_gives_masks_and_coco_annotations(client: Client, files: dict,
+                                                                        tmp_path: Path) -> None:
+    import json
+    import zipfile
+
+    from pycocotools import mask as coco_mask
+
+    sizes = {"a.png": (120, 90), "b.jpg": (64, 200), "c.png": (333, 250)}
+    rng = np.random.default_rng(3)
+    photos = []
+    for name, (width, height) in sizes.items():
+        Image.fromarray(rng.integers(0, 256, (height, width, 3), dtype=np.uint8)).save(tmp_path / name)
+        photos.append(handle_file(str(tmp_path / name)))
+    gallery, progress, archive = client.predict(
+        photos=[*photos, handle_file(str(files["notes"]))], weights=client.weights, rule="vote",
+        support_1=editor(files["support"], files["layer"]), category="blob", api_name="/label_many")
+    assert sorted(item["caption"] for item in gallery) == sorted(sizes)
+    assert "3 of 4 photos labelled" in progress and "skipped notes.png" in progress
+    with zipfile.ZipFile(archive) as labels:
+        document = json.loads(labels.read("annotations.json"))
+        assert [c["name"] for c in document["categories"]] == ["blob"]
+        for record in document["annotations"]:
+            image = next(i for i in document["images"] if i["id"] == record["image_id"])
+            png = np.asarray(Image.open(labels.open(f"masks/{Path(image['file_name']).with_suffix('.png')}")))
+            assert png.shape == (sizes[image["file_name"]][1], sizes[image["file_name"]][0])
+            assert np.array_equal(coco_mask.decode(record["segmentation"]).astype(bool), png > 0)
+
+
+@pytest.mark.slow
+def test_label_many_refuses_more_photos_than_its_cap(client: Client, files: dict, tmp_path: Path) -> None:
+    import zipfile
+
+    import app
+
+    archive = tmp_path / "many.zip"
+    with zipfile.ZipFile(archive, "w") as many:
+        for i in range(app.MAX_LABEL_QUERIES + 1):
+            many.write(files["support"], f"photo-{i}.png")
+    with pytest.raises(AppError, match=f"at most {app.MAX_LABEL_QUERIES} per request"):
+        client.predict(photos=[handle_file(str(archive))], weights=client.weights, rule="vote",
+                       support_1=editor(files["support"], files["layer"]), api_name="/label_many")
