@@ -819,19 +819,19 @@ def build_demo(default_weights: str, episodes: Sequence[Episode], masks: MaskFil
                                        buttons=[], min_width=300, scale=2)
                     vote = gr.Image(label=OUTPUT_LABELS["vote_map"], interactive=False, elem_id="vote-map",
                                     buttons=[], min_width=300, scale=1)
-            with gr.Tab("Label many", id="label"):
-                gr.Markdown(LABEL_HELP)
-                photos = gr.File(label=f"Photos to label: up to {MAX_LABEL_QUERIES} images, or a zip of them",
-                                 file_count="multiple", file_types=["image", ".zip"], elem_id="label-photos")
-                with gr.Row(equal_height=True):
-                    category = gr.Textbox("object", label="Name of the object (the category in annotations.json)",
-                                          max_length=60, min_width=240, elem_id="label-category")
-                    label_run = gr.Button("Label them", variant="primary", min_width=160, elem_id="label-run")
-                label_progress = gr.Markdown("", label="Labelling progress", elem_id="label-progress")
-                labelled = gr.Gallery(label="Labelled photos", columns=4, height="auto", object_fit="contain",
-                                      elem_id="label-gallery", elem_classes="hs-gallery", buttons=[], preview=False)
-                label_zip = gr.DownloadButton("Download the masks and annotations.json (zip)", variant="secondary",
-                                              elem_id="label-zip", label="Labels (zip of masks and annotations.json)")
+        with gr.Accordion("Label many photos with these supports", open=False, elem_id="label-many"):
+            gr.Markdown(LABEL_HELP)
+            photos = gr.File(label=f"Photos to label: up to {MAX_LABEL_QUERIES} images, or a zip of them",
+                             file_count="multiple", file_types=["image", ".zip"], elem_id="label-photos")
+            with gr.Row(equal_height=True):
+                category = gr.Textbox("object", label="Name of the object (the category in annotations.json)",
+                                      max_length=60, min_width=240, elem_id="label-category")
+                label_run = gr.Button("Label them", variant="primary", min_width=160, elem_id="label-run")
+            label_progress = gr.Markdown("", label="Labelling progress", elem_id="label-progress")
+            labelled = gr.Gallery(label="Labelled photos", columns=4, height="auto", object_fit="contain",
+                                  elem_id="label-gallery", elem_classes="hs-gallery", buttons=[], preview=False)
+            label_zip = gr.DownloadButton("Download the masks and annotations.json (zip)", variant="secondary",
+                                          elem_id="label-zip", label="Labels (zip of masks and annotations.json)")
         state = gr.State(None, time_to_live=1800)
 
         segment_outputs = [result, probability, mask_file, summary_box, *levels, layer_scale, shots, vote, state]

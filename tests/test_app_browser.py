@@ -16,7 +16,11 @@ from collections.abc import Iterator
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 
+import numpy as np
 import pytest
+from PIL import Image
+
+from hsnet.serving import MAX_LABEL_QUERIES
 
 pytest_plugins = ["app_fixtures"]
 
@@ -116,6 +120,15 @@ def in_view(page, selector: str) -> bool:
         "e => { const b = e.getBoundingClientRect(); return b.top < innerHeight - 40 && b.bottom > 40; }")
 
 
+def open_label_many(page):
+    """The "Label many" section, opened if it is closed."""
+    section = page.locator("#label-many")
+    if not page.locator("#label-photos").is_visible():
+        section.get_by_text("Label many photos with these supports").click()
+        expect(page.locator("#label-photos")).to_be_visible()
+    return section
+
+
 @pytest.fixture(scope="module")
 def browser():
     with sync_api.sync_playwright() as playwright:
@@ -205,6 +218,7 @@ def test_the_vote_view_shows_each_support_and_the_vote_map_with_full_captions(ex
 
 def test_text_meets_wcag_aa_contrast_and_pictures_have_names(explored) -> None:
     page = explored
+    open_label_many(page)  # its text is checked too
     for tab in ("Layers", "Probe", "Vote"):
         page.get_by_role("tab", name=tab).click()
         page.wait_for_timeout(300)
@@ -227,6 +241,27 @@ def test_on_a_phone_every_tab_is_in_sight_and_supports_come_before_segment(explo
         expect(page.get_by_role("tab", name=tab, exact=True)).to_be_visible()
     assert page.locator("#support-tabs").bounding_box()["y"] < page.locator("#segment-button").bounding_box()["y"]
     assert page.locator("#segment-button").bounding_box()["y"] < page.locator("#result-image").bounding_box()["y"]
+
+
+def test_label_many_fills_its_gallery_from_the_main_views_supports(explored, tmp_path: Path) -> None:
+    page = explored
+    rng = np.random.default_rng(5)
+    photos = []
+    for name, size in (("first.png", (90, 60)), ("second.png", (60, 120))):
+        Image.fromarray(rng.integers(0, 256, (size[1], size[0], 3), dtype=np.uint8)).save(tmp_path / name)
+        photos.append(str(tmp_path / name))
+    section = open_label_many(page)
+    expect(section.get_by_text(f"Photos to label: up to {MAX_LABEL_QUERIES} images")).to_be_visible()
+    page.locator("#label-photos input[type=file]").set_input_files(photos)
+    expect(page.locator("#label-photos")).to_contain_text("second", timeout=30_000)
+    page.get_by_role("button", name="Label them").click()
+    expect(page.locator("#label-progress")).to_contain_text("2 of 2 photos labelled", timeout=240_000)
+    gallery = page.locator("#label-gallery")
+    expect(gallery.locator("img")).to_have_count(2)
+    gallery.scroll_into_view_if_needed()
+    assert gallery.evaluate(CLIPPED) == []
+    expect(page.locator("#label-zip")).to_be_enabled()
+    page.screenshot(path=str(ARTIFACTS / f"app-{page.name}-label.png"))
 
 
 def test_the_keyboard_moves_on_from_the_checkpoint_menu(explored) -> None:
