@@ -823,10 +823,10 @@ def build_demo(default_weights: str, episodes: Sequence[Episode], masks: MaskFil
             gr.Markdown(LABEL_HELP)
             photos = gr.File(label=f"Photos to label: up to {MAX_LABEL_QUERIES} images, or a zip of them",
                              file_count="multiple", file_types=["image", ".zip"], elem_id="label-photos")
-            with gr.Row(equal_height=True):
+            with gr.Row(equal_height=False):
                 category = gr.Textbox("object", label="Name of the object (the category in annotations.json)",
                                       max_length=60, min_width=240, elem_id="label-category")
-                label_run = gr.Button("Label them", variant="primary", min_width=160, elem_id="label-run")
+                label_run = gr.Button("Label them", variant="primary", min_width=160, scale=0, elem_id="label-run")
             label_progress = gr.Markdown("", label="Labelling progress", elem_id="label-progress")
             labelled = gr.Gallery(label="Labelled photos", columns=4, height="auto", object_fit="contain",
                                   elem_id="label-gallery", elem_classes="hs-gallery", buttons=[], preview=False)

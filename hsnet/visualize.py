@@ -55,9 +55,11 @@ def _font(size: int) -> ImageFont.ImageFont | ImageFont.FreeTypeFont:
     return ImageFont.load_default(size=size)
 
 
-def colourbar(scale: ColourScale, width: int = 360, bar_height: int = 14, ticks: int = 5) -> Image.Image:
-    """A horizontal colourbar with tick values and the scale's label, on white."""
-    pad, font_size = 10, 14
+def colourbar(scale: ColourScale, width: int = 360, ticks: int = 5) -> Image.Image:
+    """A horizontal colourbar with tick values and the scale's label, on white; its text grows with ``width``,
+    so that it stays readable when a wide picture is shown small (a phone)."""
+    font_size = max(14, round(width / 30))
+    pad, bar_height = font_size // 2 + 4, font_size
     font = _font(font_size)
     height = pad + font_size + 6 + bar_height + 4 + font_size + pad
     out = Image.new("RGB", (width, height), BACKGROUND)

@@ -81,6 +81,7 @@ def test_a_colourbar_shows_its_label_and_is_as_wide_as_its_picture() -> None:
     scale = ColourScale(0.0, 1.0, "Foreground probability")
     bar = colourbar(scale, width=300)
     assert bar.width == 300 and 40 < bar.height < 80
+    assert colourbar(scale, width=1200).height > 2 * bar.height  # text that stays readable when shown small
     picture = with_colourbar(Image.new("RGB", (500, 200)), scale)
     assert picture.size == (500, 200 + colourbar(scale, width=500).height)
 

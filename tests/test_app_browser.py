@@ -259,6 +259,8 @@ def test_label_many_fills_its_gallery_from_the_main_views_supports(explored, tmp
     gallery = page.locator("#label-gallery")
     expect(gallery.locator("img")).to_have_count(2)
     gallery.scroll_into_view_if_needed()
+    page.wait_for_function("() => [...document.querySelectorAll('#label-gallery img')]"
+                           ".every(i => i.complete && i.naturalWidth > 0)", timeout=30_000)
     assert gallery.evaluate(CLIPPED) == []
     expect(page.locator("#label-zip")).to_be_enabled()
     page.screenshot(path=str(ARTIFACTS / f"app-{page.name}-label.png"))
