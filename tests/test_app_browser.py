@@ -327,3 +327,21 @@ def test_loading_weights_shows_progress_then_a_failure_without_server_details(br
         assert page.evaluate(CONTRAST) == []
         page.screenshot(path=str(ARTIFACTS / "app-failed.png"))
     context.close()
+
+
+def test_an_error_is_shown_once_and_cleared_by_the_next_segment(browser, app_server) -> None:
+    context = browser.new_context(viewport=VIEWPORTS["desktop"])
+    page = context.new_page()
+    page.goto(app_server.url)
+    expect(page.locator(".hs-ok")).to_be_visible(timeout=120_000)
+    page.get_by_role("button", name="Segment", exact=True).click()
+    expect(page.get_by_text("no query image").first).to_be_visible(timeout=30_000)
+    badges = page.locator("[data-testid=status-tracker] .error")
+    expect(badges).to_have_count(1)  # on the status line under Segment only: not on every output, not on the banner
+    assert page.locator("#summary [data-testid=status-tracker] .error").count() == 1
+    page.get_by_role("button", name="Person, 1-shot").click()
+    expect(page.locator("#support-1-mask img")).to_be_visible(timeout=30_000)
+    page.get_by_role("button", name="Segment", exact=True).click()
+    expect(page.get_by_text("query is foreground")).to_be_visible(timeout=240_000)
+    expect(badges).to_have_count(0)
+    context.close()
