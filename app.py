@@ -54,6 +54,7 @@ from hsnet.serving import (
 from hsnet.serving.guards import guard_editor, guard_image, launch_kwargs
 from hsnet.visualize import (
     ColourScale,
+    colourbar,
     display_size,
     fit,
     heatmap,
@@ -63,7 +64,6 @@ from hsnet.visualize import (
     overlay_mask,
     resized_mask,
     shared_scale,
-    colourbar,
     with_colourbar,
 )
 
@@ -129,6 +129,7 @@ class WeightsMenu:
         return cls(sources, labels, default)
 
     def choices(self) -> list[tuple[str, str]]:
+        """(label, shown name) pairs for the dropdown."""
         return [(label, name) for name, label in self.labels.items()]
 
     def shown(self, value: str) -> str:
@@ -141,6 +142,7 @@ class WeightsMenu:
         raise InputError(f"unknown weights {public_name(value)!r}; choose one of {', '.join(self.sources)}")
 
     def source(self, value: str) -> str:
+        """What the server loads for ``value`` (InputError for a name that is not on the menu)."""
         return self.sources[self.shown(value)]
 
 
@@ -304,6 +306,7 @@ class Exploration:
 
 
 def jpeg(image: Image.Image) -> bytes:
+    """``image`` compressed, for what a session keeps."""
     buffer = io.BytesIO()
     image.save(buffer, format="JPEG", quality=92)
     return buffer.getvalue()
@@ -337,7 +340,6 @@ OUTPUT_LABELS = {
     "support_predictions": "Each support's own prediction",
     "vote_map": "Vote map",
 }
-assert list(OUTPUT_LABELS) == [f.name for f in fields(SegmentAnswer)]
 
 LAYER_SCALE_LABEL = "Correlation (cosine, best match over the painted support)"
 PROBE_SCALE_LABEL = "Correlation of the clicked point with each support pixel (cosine)"
@@ -741,7 +743,8 @@ HEAD = """
 </script>
 """
 
-SCROLL_TO = "(id) => setTimeout(() => document.getElementById(id)?.scrollIntoView({behavior: 'instant', block: 'start'}), 150)"
+SCROLL_TO = ("(id) => setTimeout(() => document.getElementById(id)?.scrollIntoView({behavior: 'instant', "
+             "block: 'start'}), 150)")  # after Gradio has drawn the new outputs
 
 
 def build_demo(default_weights: str, episodes: Sequence[Episode], masks: MaskFiles) -> gr.Blocks:
@@ -843,7 +846,8 @@ def build_demo(default_weights: str, episodes: Sequence[Episode], masks: MaskFil
             None, None, None, js=f"() => ({SCROLL_TO})('results')")
         label_run.click(make_label(menu, masks), [photos, weights, rule, *editors, *uploads, category],
                         [labelled, label_progress, label_zip], api_name="label_many",
-                        concurrency_limit=2 if ON_CUDA else 1, concurrency_id="model", show_progress_on=[label_progress])
+                        concurrency_limit=2 if ON_CUDA else 1, concurrency_id="model",
+                        show_progress_on=[label_progress])
         result.select(explore, [state, mode], [result, probe, views, state], api_name=False,
                       concurrency_limit=4, concurrency_id="explore",
                       show_progress_on=[probe]).success(None, None, None, js=f"() => ({SCROLL_TO})('views')")
@@ -862,7 +866,8 @@ def main(argv: Sequence[str] | None = None) -> None:
     parser.add_argument("--weights", default=os.environ.get(WEIGHTS_ENV) or hub.DEFAULT_WEIGHTS,
                         help=f"registry name, Hub repo id, or local checkpoint file or folder (default: ${WEIGHTS_ENV} "
                              f"or {hub.DEFAULT_WEIGHTS})")
-    parser.add_argument("--port", type=int, default=None, help="port to serve on (default: $GRADIO_SERVER_PORT or 7860)")
+    parser.add_argument("--port", type=int, default=None,
+                        help="port to serve on (default: $GRADIO_SERVER_PORT or 7860)")
     args = parser.parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s %(levelname)s %(message)s")
     signal.signal(signal.SIGTERM, lambda *_: sys.exit(0))  # a stop (e.g. a Space restarting) runs the atexit cleanup

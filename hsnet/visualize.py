@@ -90,8 +90,8 @@ def heatmap(values: np.ndarray, size: tuple[int, int], scale: ColourScale, photo
     heat = scale.colorize(resized)
     if photo is None:
         return heat
-    return Image.blend(photo.convert("RGB").resize(size, Image.BILINEAR) if photo.size != size else photo.convert("RGB"),
-                       heat, alpha)
+    base = photo.convert("RGB")
+    return Image.blend(base.resize(size, Image.BILINEAR) if base.size != size else base, heat, alpha)
 
 
 def with_colourbar(image: Image.Image, scale: ColourScale) -> Image.Image:
@@ -132,7 +132,8 @@ def resized_mask(mask: np.ndarray, size: tuple[int, int]) -> np.ndarray:
 
 
 # What each pyramid level of the hypercorrelation sees, for labels in the app (deepest first).
-LEVEL_NOTES = {4: "deepest: object parts and meaning", 3: "middle: shapes and parts", 2: "shallowest: edges and texture"}
+LEVEL_NOTES = {4: "deepest: object parts and meaning", 3: "middle: shapes and parts",
+               2: "shallowest: edges and texture"}
 
 
 def display_size(size: tuple[int, int], max_side: int, min_side: int = 0) -> tuple[int, int]:

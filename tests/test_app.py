@@ -6,6 +6,7 @@ import re
 import subprocess
 import sys
 import time
+from dataclasses import fields
 from pathlib import Path
 from types import SimpleNamespace
 
@@ -50,7 +51,8 @@ def fake_prediction(size: tuple[int, int], shots: int = 1, seed: int = 0) -> Sim
     width, height = size
     mask = np.zeros((height, width), bool)
     mask[height // 4: height // 2, width // 4: width // 2] = True
-    maps = [LayerMap(name, int(name[5]), rng.uniform(0.2, 0.7, (13, 13)).astype(np.float32)) for name in RESNET50_LAYERS]
+    maps = [LayerMap(name, int(name[5]), rng.uniform(0.2, 0.7, (13, 13)).astype(np.float32))
+            for name in RESNET50_LAYERS]
     return SimpleNamespace(mask=mask, shot_probabilities=rng.random((shots, 50, 50), dtype=np.float32),
                            layer_maps=maps, timings={"backbone": 0.1, "total": 0.2}, device="cpu",
                            support_cache_hit=False, size=size)
@@ -113,6 +115,7 @@ def test_every_output_is_drawn_and_named(app, size: tuple[int, int], shots: int,
                                MaskFiles(tmp_path), "session")
     outputs = app.astuple_shallow(result)
     assert len(outputs) == len(app.OUTPUT_LABELS) == 10
+    assert list(app.OUTPUT_LABELS) == [f.name for f in fields(app.SegmentAnswer)]  # labels and answer agree
     assert max(result.result.size) >= app.MIN_DISPLAY_SIDE  # small queries enlarged for display and clicking
     assert state.scale == pytest.approx(result.result.width / size[0])
     assert tuple(len(level) for level in (result.level_4, result.level_3, result.level_2)) == LEVEL_SIZES_RESNET50
@@ -198,7 +201,8 @@ def files(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
     paths = {name: folder / name for name in ("query.jpg", "support.png", "layer.png", "mask.png", "empty.png",
                                               "notes.png")}
     Image.fromarray(rng.integers(0, 256, (QUERY_SIZE[1], QUERY_SIZE[0], 3), dtype=np.uint8)).save(paths["query.jpg"])
-    Image.fromarray(rng.integers(0, 256, (SUPPORT_SIZE[1], SUPPORT_SIZE[0], 3), dtype=np.uint8)).save(paths["support.png"])
+    support = rng.integers(0, 256, (SUPPORT_SIZE[1], SUPPORT_SIZE[0], 3), dtype=np.uint8)
+    Image.fromarray(support).save(paths["support.png"])
     layer = np.zeros((SUPPORT_SIZE[1], SUPPORT_SIZE[0], 4), dtype=np.uint8)
     layer[40:120, 50:170] = (255, 64, 64, 180)  # a brush stroke: colour with alpha on a transparent layer
     Image.fromarray(layer).save(paths["layer.png"])

@@ -74,9 +74,13 @@ CLIPPED = """(root) => {
 # Every visible text's contrast against the background it is drawn on (WCAG 2.1 relative luminance).
 CONTRAST = """() => {
   const parse = (c) => { const m = c.match(/[\\d.]+/g) || []; return m.map(Number); };
-  const lum = ([r, g, b]) => [r, g, b].map(v => { v /= 255; return v <= 0.03928 ? v / 12.92 : ((v + 0.055) / 1.055) ** 2.4; })
+  const linear = (v) => { v /= 255; return v <= 0.03928 ? v / 12.92 : ((v + 0.055) / 1.055) ** 2.4; };
+  const lum = ([r, g, b]) => [r, g, b].map(linear)
       .reduce((s, v, i) => s + v * [0.2126, 0.7152, 0.0722][i], 0);
-  const over = (top, bottom) => { const a = top.length > 3 ? top[3] : 1; return [0, 1, 2].map(i => top[i] * a + bottom[i] * (1 - a)); };
+  const over = (top, bottom) => {
+    const a = top.length > 3 ? top[3] : 1;
+    return [0, 1, 2].map(i => top[i] * a + bottom[i] * (1 - a));
+  };
   const background = (el) => {
     const layers = [];
     for (let e = el; e; e = e.parentElement) {
@@ -94,14 +98,16 @@ CONTRAST = """() => {
     seen.add(el);
     const style = getComputedStyle(el);
     const box = el.getBoundingClientRect();
-    if (style.visibility === 'hidden' || style.display === 'none' || !box.width || !box.height || +style.opacity === 0) continue;
+    if (style.visibility === 'hidden' || style.display === 'none' || !box.width || !box.height ||
+        +style.opacity === 0) continue;
     const fg = over(parse(style.color), background(el));
     const bg = background(el);
     const [a, b] = [lum(fg), lum(bg)].sort((x, y) => y - x);
     const ratio = (a + 0.05) / (b + 0.05);
     const size = parseFloat(style.fontSize);
     const large = size >= 24 || (size >= 18.66 && +style.fontWeight >= 700);
-    if (ratio < (large ? 3 : 4.5)) failures.push(`${ratio.toFixed(2)}:1 at ${size}px: "${node.textContent.trim().slice(0, 50)}"`);
+    const text = node.textContent.trim().slice(0, 50);
+    if (ratio < (large ? 3 : 4.5)) failures.push(`${ratio.toFixed(2)}:1 at ${size}px: "${text}"`);
   }
   return failures;
 }"""
