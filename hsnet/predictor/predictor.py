@@ -56,7 +56,8 @@ class Predictor:
     ``device``: None picks CUDA when available; ``precision``: "fp32", "bf16", "fp16" or
     "auto" (autocast); ``image_size``: the square side (default: the model's, at most 640);
     ``cache_bytes``: the budget of encoded supports kept by content; ``compile`` and
-    ``cuda_graphs``: see ``hsnet.runtime.InferenceContext``.
+    ``cuda_graphs``: see ``hsnet.runtime.InferenceContext``. The predictor takes the model
+    over: eval mode, on its device, BatchNorm folded on the CPU.
     """
 
     def __init__(self, model: HSNet, device: str | torch.device | None = None, precision: str = "fp32",
@@ -110,17 +111,18 @@ class Predictor:
             raise InputError(f"{len(images)} support images but {len(masks)} masks; give one mask per support image")
         if len(images) > MAX_SHOTS:
             raise InputError(f"{len(images)} supports given; use at most {MAX_SHOTS}")
-        rgb, small_masks = [], []
+        small_images, small_masks = [], []
         side = (self.image_size, self.image_size)
-        for i, (image, mask) in enumerate(zip(images, masks), start=1):
-            rgb.append(load_rgb(image, f"support image {i}"))
-            full = load_mask(mask, rgb[-1].size, f"support mask {i}")
+        for i, (image, mask) in enumerate(zip(images, masks), start=1):  # one full-size support in memory at a time
+            rgb = load_rgb(image, f"support image {i}")
+            full = load_mask(mask, rgb.size, f"support mask {i}")
             small = np.asarray(Image.fromarray(full).resize(side, Image.NEAREST))
             if not small.any():  # the model would see an empty support: no object to look for
                 raise InputError(f"support mask {i} marks only {int(full.sum())} pixel(s), which vanish when the support "
                                  f"is resized to {self.image_size}x{self.image_size}; mark a larger part of the object")
+            small_images.append(self._resized([rgb])[0])
             small_masks.append(small)
-        resized_rgb, mask_array = self._resized(rgb), np.stack(small_masks)
+        resized_rgb, mask_array = np.stack(small_images), np.stack(small_masks)
         digest = hashlib.sha256(f"{self.image_size}|{self.precision}|{self.model.mask_support}".encode())
         digest.update(resized_rgb.tobytes())
         digest.update(np.packbits(mask_array).tobytes())
