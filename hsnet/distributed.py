@@ -13,7 +13,8 @@ from typing import Callable, TypeVar
 import torch
 import torch.distributed as dist
 
-from .errors import HSNetError, InputError
+from .errors import HSNetError
+from .runtime import resolve_device as runtime_device
 
 T = TypeVar("T")
 
@@ -34,30 +35,13 @@ class DistContext:
 
 
 def resolve_device(name: str = "auto", local_rank: int = 0) -> torch.device:
-    """The device ``name`` stands for: ``auto`` is this process's GPU when CUDA is available, else the CPU.
+    """The device ``name`` stands for in this process: ``auto`` is its own GPU when CUDA is available, else the CPU.
 
-    Anything PyTorch cannot compute on here (``cuda`` without a GPU, ``cuda:3`` on a one-GPU
-    machine, ``mps`` off Apple silicon, ``meta``, ``foo``) is refused with a one-line InputError.
+    Checked by ``hsnet.runtime.resolve_device`` (one-line InputError for ``cuda`` without CUDA, ``mps``, ``meta`` ...);
+    a bare ``cuda`` becomes this rank's GPU.
     """
-    if name == "auto":
-        name = "cuda" if torch.cuda.is_available() else "cpu"
-    try:
-        device = torch.device(name)
-    except (RuntimeError, TypeError):
-        raise InputError(f"unknown device {name!r}; use auto, cpu, cuda or cuda:N") from None
-    if device.type == "cpu":
-        return torch.device("cpu")
-    if device.type == "cuda":
-        if not torch.cuda.is_available():
-            raise InputError(f"device {name!r} was asked for but PyTorch sees no CUDA GPU here; use cpu")
-        index = local_rank if device.index is None else device.index
-        if index >= torch.cuda.device_count():
-            raise InputError(f"device {name!r} does not exist: PyTorch sees {torch.cuda.device_count()} GPU(s), "
-                             f"cuda:0 to cuda:{torch.cuda.device_count() - 1}")
-        return torch.device("cuda", index)
-    if device.type == "mps" and torch.backends.mps.is_available():
-        return device
-    raise InputError(f"device {name!r} cannot run hsnet here; use auto, cpu or cuda")
+    device = runtime_device(None if name == "auto" else name)
+    return torch.device("cuda", local_rank) if device.type == "cuda" and device.index is None else device
 
 
 def init_distributed(device: str = "auto") -> DistContext:

@@ -28,7 +28,7 @@ from .errors import HSNetError, InputError, describe, one_line
 from .inputs import load_rgb
 from .visualize import mask_image, overlay_mask
 
-# Files a folder or glob contributes: those whose suffix Pillow can open (named files are always taken).
+# Files a folder or glob contributes: those whose suffix Pillow can open (files named one by one are always taken).
 IMAGE_SUFFIXES = frozenset(ext for ext, fmt in Image.registered_extensions().items() if fmt in Image.OPEN)
 ANNOTATIONS = "annotations.json"
 CATEGORY_ID = 1
@@ -47,41 +47,44 @@ class Query:
         return self.name.with_suffix(".png")
 
 
-def _folder_images(folder: Path, skip: Path | None) -> list[Path]:
-    """Image files under ``folder`` (recursive, sorted), without hidden entries or the ``skip`` folder."""
+def _is_image_name(path: Path) -> bool:
+    return not path.name.startswith(".") and path.suffix.lower() in IMAGE_SUFFIXES
+
+
+def _folder_images(folder: Path) -> list[Path]:
+    """Image files under ``folder`` (recursive, sorted), without hidden files and folders."""
     found = []
     for root, dirs, files in os.walk(folder):
-        dirs[:] = sorted(d for d in dirs if not d.startswith(".") and (skip is None or Path(root, d).resolve() != skip))
-        found += [Path(root, f) for f in sorted(files)
-                  if not f.startswith(".") and Path(f).suffix.lower() in IMAGE_SUFFIXES]
+        dirs[:] = sorted(d for d in dirs if not d.startswith("."))
+        found += [Path(root, f) for f in sorted(files) if _is_image_name(Path(f))]
     return found
 
 
 def _glob_base(pattern: str) -> Path:
     """The folder part of a glob pattern before its first wildcard."""
     parts = Path(pattern).parts
-    fixed = [p for p in parts[: next(i for i, p in enumerate(parts) if glob.has_magic(p))]]
+    fixed = parts[: next(i for i, p in enumerate(parts) if glob.has_magic(p))]
     return Path(*fixed) if fixed else Path(".")
 
 
-def _expand(source: str, skip: Path | None) -> list[Query]:
+def _expand(source: str) -> list[Query]:
     try:
-        return _expand_unchecked(source, skip)
+        return _expand_unchecked(source)
     except OSError as exc:  # a name too long, a folder that may not be listed, ...
         raise InputError(f"query {one_line(source, 60)} cannot be read ({describe(exc)}); check the path") from None
 
 
-def _expand_unchecked(source: str, skip: Path | None) -> list[Query]:
+def _expand_unchecked(source: str) -> list[Query]:
     if glob.has_magic(source) and not Path(source).exists():
         base = _glob_base(source)
         matches = [Path(m) for m in sorted(glob.glob(source, recursive=True))]
-        files = [f for m in matches for f in (_folder_images(m, skip) if m.is_dir() else [m])]
+        files = [f for m in matches for f in (_folder_images(m) if m.is_dir() else [m] if _is_image_name(m) else [])]
         if not files:
             raise InputError(f"query pattern {one_line(source)} matches no image file")
         return [Query(f, PurePosixPath(f.relative_to(base).as_posix())) for f in files]
     path = Path(source)
     if path.is_dir():
-        files = _folder_images(path, skip)
+        files = _folder_images(path)
         if not files:
             raise InputError(f"query folder {one_line(source)} holds no image files")
         return [Query(f, PurePosixPath(f.relative_to(path).as_posix())) for f in files]
@@ -93,13 +96,18 @@ def _expand_unchecked(source: str, skip: Path | None) -> list[Query]:
 def find_queries(sources: Sequence[str], out: Path | None = None) -> list[Query]:
     """The files named by ``sources`` (files, folders searched recursively, glob patterns), each once.
 
-    The output folder ``out`` is never searched. Two files whose outputs would share a name are refused.
+    Files inside the output folder ``out`` are left out (masks are no queries). Two files whose
+    outputs would share a name are refused.
     """
     skip = out.resolve() if out is not None else None
     queries: dict[Path, Query] = {}
     for source in sources:
-        for query in _expand(source, skip):
-            queries.setdefault(query.path.resolve(), query)
+        for query in _expand(source):
+            resolved = query.path.resolve()
+            if skip is None or not resolved.is_relative_to(skip):
+                queries.setdefault(resolved, query)
+    if not queries:
+        raise InputError(f"no query images in {one_line(' '.join(sources), 80)} outside the output folder")
     by_output: dict[PurePosixPath, Query] = {}
     for query in queries.values():
         other = by_output.setdefault(query.output_name, query)

@@ -12,6 +12,7 @@ The run folder holds ``best/`` (the Hub format of ``hsnet.hub.save_pretrained``:
 from __future__ import annotations
 
 import json
+import math
 import pickle
 import shutil
 import time
@@ -189,8 +190,10 @@ def _check_config(config: TrainConfig) -> int:
         raise InputError(f"unknown benchmark {config.benchmark!r}; use one of {', '.join(BENCHMARKS)}")
     if config.backbone not in BACKBONES:
         raise InputError(f"unknown backbone {config.backbone!r}; use one of {', '.join(BACKBONES)}")
-    if config.epochs < 1 or config.lr <= 0 or (config.batch_size is not None and config.batch_size < 1):
-        raise InputError("--epochs and --batch-size must be at least 1 and --lr positive")
+    if config.epochs < 1 or not (math.isfinite(config.lr) and config.lr > 0) or config.workers < 0 or (
+            config.batch_size is not None and config.batch_size < 1):
+        raise InputError("--epochs and --batch-size must be at least 1, --workers at least 0 and --lr a finite "
+                         "number above 0")
     return config.batch_size or DEFAULT_BATCH[config.benchmark]
 
 

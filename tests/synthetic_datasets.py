@@ -2,7 +2,9 @@
 
 Every image is noise with one bright square (the object); its mask marks the square. PASCAL masks
 also carry a 1-pixel 255 boundary ring, as the SBD-augmented masks do. Sizes are not square, so
-original-size evaluation is exercised.
+original-size evaluation is exercised. The split lists written here are the tests' own, not the
+authors' (hsnet uses them with a warning, as it would a user's own lists); tests/test_splits.py
+builds layouts from the authors' real lists instead.
 """
 from __future__ import annotations
 

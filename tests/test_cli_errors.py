@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import os
 import pickle
+import shutil
 import subprocess
 import sys
 from dataclasses import dataclass
@@ -147,6 +148,7 @@ BAD_VALUES = {
                *(["cuda"] if not torch.cuda.is_available() else []),
                *(["mps"] if not torch.backends.mps.is_available() else [])],
     "choice": ["foo", ""],
+    "precision": ["foo", "", "fp16"],  # fp16 on the CPU the cases run on
     "weights": [LONG, f"models/{LONG}/model.safetensors", "", " "],
     "output folder": ["", " ", "notes.png", "notes.png/sub", LONG, "/sys/hsnet-out"],
     "output file": ["", "photos", "notes.png/results.json", f"{LONG}.json", "/sys/hsnet-out/results.json"],
@@ -160,18 +162,18 @@ OPTIONS = {
                 "--support-mask": ("input image", "support mask 1"), "--weights": ("weights", "--weights"),
                 "--out": ("output folder", "--out"), "--device": ("device", "--device"),
                 "--image-size": ("predictor side", "--image-size"), "--rule": ("choice", "--rule"),
-                "--precision": ("choice", "--precision")},
+                "--precision": ("precision", ("--precision", "precision fp16"))},
     "label": {"QUERY": ("query source", "query"), "--support": ("input image", "support image 1"),
               "--support-mask": ("input image", "support mask 1"), "--weights": ("weights", "--weights"),
               "--out": ("output folder", "--out"), "--device": ("device", "--device"),
               "--image-size": ("predictor side", "--image-size"), "--batch-size": ("count", "--batch-size"),
-              "--rule": ("choice", "--rule"), "--precision": ("choice", "--precision")},
+              "--rule": ("choice", "--rule"), "--precision": ("precision", ("--precision", "precision fp16"))},
     "evaluate": {"--benchmark": ("choice", "--benchmark"), "--fold": ("choice", "--fold"),
                  "--datapath": ("folder", ("--datapath", "not found")), "--splits": ("folder", ("--splits", "split")),
                  "--image-size": ("side", "--image-size"), "--workers": ("workers", "--workers"),
                  "--device": ("device", "--device"), "--shots": ("shots", "--shots"),
                  "--weights": ("weights", "--weights"), "--rule": ("choice", "--rule"),
-                 "--batch-size": ("count", "--batch-size"), "--precision": ("choice", "--precision"),
+                 "--batch-size": ("count", "--batch-size"), "--precision": ("precision", ("--precision", "precision fp16")),
                  "--seed": ("seed", "--seed"), "--limit": ("count", "--limit"), "--output": ("output file", "--output")},
     "train": {"--benchmark": ("choice", "--benchmark"), "--fold": ("choice", "--fold"),
               "--image-size": ("side", "--image-size"), "--workers": ("workers", "--workers"),
@@ -179,7 +181,7 @@ OPTIONS = {
               "--backbone-weights": ("choice", "--backbone-weights"), "--init": ("weights", "--init"),
               "--out": ("output folder", "--out"), "--epochs": ("count", "--epochs"),
               "--batch-size": ("count", "--batch-size"), "--lr": ("rate", "--lr"),
-              "--precision": ("choice", "--precision"), "--seed": ("seed", "--seed"),
+              "--precision": ("precision", ("--precision", "precision fp16")), "--seed": ("seed", "--seed"),
               "--limit-train": ("count", "--limit-train"), "--limit-val": ("count", "--limit-val")},
 }
 DATA = ["--datapath", "fss-data", "--splits", "fss-splits", "--image-size", "32", "--workers", "0", "--device", "cpu",
@@ -239,6 +241,7 @@ def test_every_option_refuses_bad_values_in_one_line(workdir: Path, monkeypatch,
     mention = OPTIONS[command][option][1]
     assert lines[0].startswith(f"hsnet {command}: error: "), lines[0]
     assert any(m in lines[0] for m in ((mention,) if isinstance(mention, str) else mention)), lines[0]
+    assert captured.out == "", "the run started before the bad value was refused"
     assert snapshot(workdir) == before, "a refused run left files behind"
 
 
@@ -248,3 +251,17 @@ def test_missing_and_unknown_arguments_are_one_line(command: str, capsys) -> Non
         code = main(argv)
         err = capsys.readouterr().err
         assert code == 2 and err.count("\n") == 1 and err.startswith(f"hsnet {command}: error: "), err
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("command", sorted(OPTIONS))
+def test_the_command_lines_the_bad_values_go_into_work(workdir: Path, monkeypatch, capsys, command: str) -> None:
+    """The control of the matrix: with no bad value each command runs, so each refusal above is the bad value's."""
+    monkeypatch.chdir(workdir)
+    monkeypatch.setenv("HF_HUB_OFFLINE", "1")
+    before = snapshot(workdir)
+    try:
+        assert main(with_value(command, "--device", "cpu")) == 0, capsys.readouterr().err
+    finally:
+        for new in {Path(name).parts[0] for name in snapshot(workdir) - before}:  # out/, run/, eval.json
+            shutil.rmtree(workdir / new) if (workdir / new).is_dir() else (workdir / new).unlink()

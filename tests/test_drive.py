@@ -304,7 +304,16 @@ def test_an_unreachable_hub_fails_fast_and_is_remembered(drive: FakeDrive, monke
         hsnet.from_pretrained("pascal-resnet50-fold0")
     assert time.monotonic() - start < hub.PROBE_TIMEOUT_S + 1
     probes = []
-    monkeypatch.setattr(hub, "get_session", lambda: probes.append(1))
+    monkeypatch.setattr(hub.urllib.request, "urlopen", lambda *args, **kwargs: probes.append(args))
     with pytest.raises(HubError, match="did not answer .* s ago"):
         hsnet.from_pretrained("pascal-resnet50-fold0")
     assert probes == [] and drive.calls == []
+
+
+def test_an_unwritable_cache_says_which_folder_and_how_to_move_it(drive: FakeDrive, resnet50_best: Path,
+                                                                 tmp_path: Path, monkeypatch) -> None:
+    pascal_folder(drive, resnet50_best)
+    (tmp_path / "a-file").write_text("")
+    monkeypatch.setenv("HSNET_CACHE_DIR", str(tmp_path / "a-file" / "cache"))
+    with pytest.raises(InputError, match="cannot write hsnet's cache at .*a-file/cache/weights .*set HSNET_CACHE_DIR"):
+        hsnet.from_pretrained("pascal-resnet50-fold0")

@@ -17,7 +17,7 @@ from safetensors import safe_open
 
 import hsnet
 from hsnet import hub
-from hsnet.weights.registry import registry_data
+from hsnet.weights.catalog import registry_data
 from hsnet.cli import main as cli
 from hsnet.errors import CheckpointError, HubError, WeightsNotFoundError
 
@@ -245,10 +245,13 @@ def test_convert_then_load_gives_the_original_outputs(resnet50: hsnet.HSNet, tmp
     assert "arxiv.org/abs/2104.01538" in card and f'from_pretrained("{ORG}/hsnet-{NAME}")' in card
 
     loaded = hsnet.from_pretrained(out)
+    assert_same_weights(loaded, resnet50)
+    # A fresh model of the original weights: the shared fixture may have been set up for faster inference elsewhere.
+    original = hsnet.load_weights(hsnet.build_model("resnet50"), resnet50.state_dict()).eval()
     torch.manual_seed(1)
     query, support, mask = torch.randn(1, 3, 96, 96), torch.randn(1, 3, 96, 96), torch.rand(1, 96, 96).round()
     with torch.no_grad():
-        assert torch.equal(loaded(query, support, mask), resnet50(query, support, mask))
+        assert torch.equal(loaded(query, support, mask), original(query, support, mask))
 
 
 def test_convert_refuses_a_checkpoint_of_another_backbone(resnet50: hsnet.HSNet, tmp_path: Path,
@@ -289,3 +292,32 @@ def test_weights_command_lists_and_downloads(hub_env: FakeHub, hub_folder: Path,
     assert cli(["weights", "--download", NAME]) == 0
     snapshot = Path(capsys.readouterr().out.split(": ", 1)[1].strip())
     assert sorted(p.name for p in snapshot.iterdir()) == ["config.json", "model.safetensors"]
+
+
+def test_a_repo_pinned_in_the_registry_is_used_at_its_revision(hub_env: FakeHub, hub_folder: Path,
+                                                               resnet50: hsnet.HSNet,
+                                                               monkeypatch: pytest.MonkeyPatch) -> None:
+    pinned = hub_env.commit_folder("publisher/hsnet-pascal-resnet50-fold0", hub_folder)
+    files = dict(hub_env.files("publisher/hsnet-pascal-resnet50-fold0"))
+    files["model.safetensors"] = b"a later upload nobody checked"
+    hub_env.commit("publisher/hsnet-pascal-resnet50-fold0", files)
+    data = json.loads(json.dumps(registry_data()))
+    data["weights"][NAME]["hub"] = {"repo_id": "publisher/hsnet-pascal-resnet50-fold0", "revision": pinned}
+    monkeypatch.setattr("hsnet.weights.catalog.registry_data", lambda: data)
+    monkeypatch.delenv(hub.HUB_ORG_ENV)
+    assert_same_weights(hsnet.from_pretrained(NAME), resnet50)
+    assert all(pinned in path for _, path in hub_env.requests if "/resolve/" in path)
+
+
+def test_hsnets_own_cache_comes_before_a_configured_hub(hub_env: FakeHub, hub_folder: Path, resnet50: hsnet.HSNet,
+                                                        monkeypatch: pytest.MonkeyPatch) -> None:
+    from hsnet.weights import cache
+
+    def write(folder: Path) -> dict:
+        hsnet.save_pretrained(resnet50, folder, benchmark="pascal", fold=0)
+        return {"name": NAME}
+
+    cache.store(NAME, write)
+    hub_env.commit_folder(REPO, hub_folder)
+    assert_same_weights(hsnet.from_pretrained(NAME), resnet50)
+    assert hub_env.requests == []

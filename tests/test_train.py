@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import json
+import urllib.error
 from pathlib import Path
 
 import pytest
@@ -13,7 +14,8 @@ import hsnet
 from hsnet.cli import main
 from hsnet.data import build_dataset
 from hsnet.hub import from_pretrained
-from hsnet.train import cross_entropy, train_step
+from hsnet.errors import InputError
+from hsnet.train import TrainConfig, cross_entropy, train, train_step
 from synthetic_datasets import isolated_cache, make_fss  # noqa: F401 (fixture)
 
 
@@ -99,3 +101,25 @@ def test_resume_state_with_pickled_objects_is_refused_without_running_them(fss, 
     assert _train(data, splits, tmp_path / "run", 2, "--resume") == 2
     captured = capsys.readouterr()
     assert "holds more than tensors" in captured.err and "ran pickled code" not in captured.out
+
+
+def test_training_offline_from_the_imagenet_backbone_is_one_line(fss, tmp_path, monkeypatch, capsys):
+    data, splits = fss
+    monkeypatch.setenv("TORCH_HOME", str(tmp_path / "torch"))  # nothing cached
+
+    def offline(url: str, *args, **kwargs) -> None:
+        raise urllib.error.URLError("[Errno -3] Temporary failure in name resolution")
+
+    monkeypatch.setattr(torch.hub, "download_url_to_file", offline)
+    assert _train(data, splits, tmp_path / "run", 1, "--backbone-weights", "imagenet") == 2
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and "Traceback" not in err
+    assert "ImageNet weights of resnet50 could not be downloaded" in err and "--init" in err
+
+
+@pytest.mark.parametrize("change", [{"lr": float("nan")}, {"lr": float("inf")}, {"lr": 0.0}, {"workers": -1},
+                                    {"epochs": 0}, {"batch_size": 0}])
+def test_the_python_api_refuses_the_settings_the_cli_refuses(tmp_path, change):
+    config = TrainConfig(benchmark="fss", datapath=str(tmp_path), out=str(tmp_path / "run"), **change)
+    with pytest.raises(InputError, match="at least"):
+        train(config)

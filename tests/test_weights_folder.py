@@ -43,11 +43,13 @@ def test_save_pretrained_keeps_the_models_own_settings(resnet50: hsnet.HSNet, tm
     model.load_state_dict(resnet50.state_dict())
     config = json.loads((hsnet.save_pretrained(model, tmp_path) / "config.json").read_text())
     assert (config["image_size"], config["mask_support"]) == (480, False)
+    trained_large = hsnet.save_pretrained(model, tmp_path / "large", image_size=800)  # training takes any side
+    assert hsnet.from_pretrained(trained_large).image_size == 800
     assert "Support feature masking: off" in (tmp_path / "README.md").read_text()
 
 
 @pytest.mark.parametrize("changes,says", [
-    ({"image_size": 1000}, "image_size 1000; it must be a whole number of pixels from 32 to 640"),
+    ({"image_size": 0}, "image_size 0; it must be a whole number of pixels, at least 32"),
     ({"image_size": 16}, "image_size 16"),
     ({"image_size": "400"}, "image_size '400'"),
     ({"image_size": 400.5}, "image_size 400.5"),

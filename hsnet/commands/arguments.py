@@ -8,16 +8,16 @@ try the real write at the start of a run, before hours of episodes depend on it.
 from __future__ import annotations
 
 import argparse
+import functools
 import math
 import os
 from pathlib import Path
 from typing import Callable, TypeVar
 
 from ..errors import InputError, describe, one_line
-from ..limits import MAX_IMAGE_SIDE, check_image_size
+from ..limits import MIN_IMAGE_SIDE, check_image_size
 
 T = TypeVar("T")
-MIN_IMAGE_SIDE = 32  # the backbones' total stride: below it the deepest features are empty
 NAME_MAX = 255  # bytes in one file or folder name on common file systems
 MAX_SEED = 2**32 - 1  # numpy.random.RandomState's range
 
@@ -25,14 +25,13 @@ MAX_SEED = 2**32 - 1  # numpy.random.RandomState's range
 def argument_type(parse: Callable[[str], T]) -> Callable[[str], T]:
     """``parse`` as an argparse type: its InputError becomes argparse's one-line error about the option."""
 
+    @functools.wraps(parse)
     def wrapped(text: str) -> T:
         try:
             return parse(text)
         except InputError as exc:
             raise argparse.ArgumentTypeError(str(exc)) from None
 
-    wrapped.__name__ = parse.__name__
-    wrapped.__doc__ = parse.__doc__
     return wrapped
 
 
@@ -91,16 +90,18 @@ def positive_float(text: str) -> float:
 
 @argument_type
 def image_side(text: str) -> int:
-    """A square input side for evaluation and training: at least MIN_IMAGE_SIDE, no cap."""
-    return _at_least(text, MIN_IMAGE_SIDE)
+    """A square input side for evaluation and training: at least ``hsnet.limits.MIN_IMAGE_SIDE``, no cap."""
+    side = _integer(text)
+    if side < MIN_IMAGE_SIDE:
+        raise InputError(f"image size {side} is below {MIN_IMAGE_SIDE}, too small for the backbone; "
+                         f"use {MIN_IMAGE_SIDE} or more (the authors use 400)")
+    return side
 
 
 @argument_type
 def predictor_side(text: str) -> int:
-    """A square input side for the Predictor: MIN_IMAGE_SIDE to the cap of ``hsnet.limits``."""
-    side = _at_least(text, MIN_IMAGE_SIDE)
-    check_image_size(side)
-    return side
+    """A square input side the Predictor accepts (``hsnet.limits.check_image_size``)."""
+    return check_image_size(_integer(text))
 
 
 @argument_type
@@ -171,6 +172,14 @@ def output_folder(text: str) -> Path:
 def output_file(text: str) -> Path:
     """A file to write: not a folder, in a folder that exists or can be made."""
     return _check_output(text, folder=False)
+
+
+def check_device_and_precision(device_name: str, precision: str) -> None:
+    """Refuse a precision the device cannot run (fp16 on the CPU) before weights or datasets are fetched."""
+    from ..distributed import resolve_device
+    from ..runtime import autocast_dtype
+
+    autocast_dtype(resolve_device(device_name), precision)
 
 
 def prepare_folder(path: Path, option: str) -> Path:

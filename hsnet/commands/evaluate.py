@@ -7,10 +7,10 @@ import os
 from pathlib import Path
 
 from ..data import BENCHMARKS
-from ..evaluate import PRECISIONS
 from ..model import K_SHOT_RULES
-from .arguments import (device, image_side, local_path, non_negative_int, output_file, positive_int, prepare_folder, probe_file,
-                        seed, shots, weights_source)
+from ..runtime import PRECISIONS
+from .arguments import (check_device_and_precision, device, image_side, local_path, non_negative_int, output_file,
+                        positive_int, prepare_folder, probe_file, seed, shots, weights_source)
 
 HELP = "Evaluate weights on a few-shot benchmark with the authors' protocol: mIoU, FB-IoU, per-class IoU (JSON)."
 DATAPATH_ENV = "HSNET_DATAPATH"
@@ -60,8 +60,9 @@ def run(args: argparse.Namespace) -> int:
     from ..distributed import init_distributed, main_first, shutdown
     from ..evaluate import evaluate
     from ..hub import from_pretrained
-    from ..model import retain_freed_memory
+    from ..runtime import retain_freed_memory
 
+    check_device_and_precision(args.device, args.precision)
     retain_freed_memory()  # thousands of episodes: reuse their freed memory instead of faulting it in again
     ctx = init_distributed(args.device)
     try:

@@ -7,6 +7,7 @@ import sys
 from .arguments import non_empty, output_folder, positive_int, prepare_folder
 from .predict import add_support_arguments, build_predictor, load_supports
 
+LISTED_SKIPS = 20  # skipped files named in the summary line (each was named when it was skipped)
 HELP = ("Label every image in files, folders (recursive) or globs from a few annotated supports: "
         "masks, overlays and a COCO annotations.json; resumable.")
 
@@ -19,7 +20,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                         help="output folder: masks/, overlays/ and annotations.json go there")
     parser.add_argument("--name", default="object", type=non_empty, help="the COCO category name (default: object)")
     parser.add_argument("--overwrite", action="store_true", help="label again the queries an earlier run already did")
-    parser.add_argument("--batch-size", type=positive_int, default=1, help="queries per forward pass")
+    parser.add_argument("--batch-size", type=positive_int, default=4, help="queries per forward pass (default: 4)")
     parser.add_argument("--no-progress", dest="progress", action="store_false", help="no progress bar")
 
 
@@ -33,9 +34,10 @@ def run(args: argparse.Namespace) -> int:
     images, masks = load_supports(args)
     labeler = FolderLabeler(prepare_folder(args.out, "--out"), args.name, overwrite=args.overwrite)
     predictor = build_predictor(args)
+    supports = predictor.set_supports(images, masks)  # encoded once for every query
 
     def segment(batch: list) -> list:
-        return [predictor.predict(image, images, masks, rule=args.rule).mask for image in batch]
+        return [result.mask for result in predictor.predict_many(batch, supports, batch_size=len(batch), rule=args.rule)]
 
     def report_skip(query, reason: str) -> None:
         tqdm.write(f"hsnet label: skipped {query.path}: {reason}", file=sys.stderr)
@@ -46,6 +48,8 @@ def run(args: argparse.Namespace) -> int:
           f"{predictor.device}), {len(summary.done_before)} done before, {len(summary.skipped)} skipped; "
           f"wrote {args.out / 'masks'}, {args.out / 'overlays'} and {summary.annotations}")
     if summary.skipped:
-        print(f"skipped: {', '.join(summary.skipped)}")
+        names = list(summary.skipped)
+        more = f" and {len(names) - LISTED_SKIPS} more" if len(names) > LISTED_SKIPS else ""
+        print(f"skipped: {', '.join(names[:LISTED_SKIPS])}{more}")
         return 1
     return 0

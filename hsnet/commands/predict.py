@@ -5,9 +5,10 @@ import argparse
 from pathlib import Path
 
 from ..errors import InputError
-from ..limits import DEFAULT_IMAGE_SIDE, MAX_IMAGE_SIDE
+from ..limits import DEFAULT_IMAGE_SIDE, MAX_IMAGE_SIDE, MIN_IMAGE_SIDE
 from ..model import K_SHOT_RULES
-from .arguments import device, output_folder, predictor_side, prepare_folder, weights_source
+from ..runtime import PRECISIONS
+from .arguments import check_device_and_precision, device, output_folder, predictor_side, prepare_folder, weights_source
 
 HELP = "Segment a query image given one or more support images with masks; writes the mask and an overlay."
 
@@ -26,16 +27,18 @@ def add_support_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--rule", default="vote", choices=K_SHOT_RULES,
                         help="how K > 1 supports are merged: the authors' vote (default) or mean probability")
     parser.add_argument("--device", default="auto", type=device, help="auto (cuda when available), cpu, cuda, cuda:1 ...")
-    parser.add_argument("--precision", default="fp32", choices=("fp32", "bf16", "fp16"))
-    parser.add_argument("--image-size", type=predictor_side, default=DEFAULT_IMAGE_SIDE,
-                        help=f"the square side images are resized to (the authors': {DEFAULT_IMAGE_SIDE}; "
-                             f"at most {MAX_IMAGE_SIDE}: cost grows with its fourth power)")
+    parser.add_argument("--precision", default="fp32", choices=PRECISIONS,
+                        help="fp32 (published), or autocast: bf16, fp16 (GPU), auto")
+    parser.add_argument("--image-size", type=predictor_side, default=None,
+                        help=f"the square side images are resized to (default: the weights' own, {DEFAULT_IMAGE_SIDE} for "
+                             f"the authors'; {MIN_IMAGE_SIDE} to {MAX_IMAGE_SIDE}: cost grows with its fourth power)")
 
 
 def load_supports(args: argparse.Namespace) -> tuple[list, list]:
-    """The decoded support images and masks, checked before any weights are fetched."""
+    """The decoded support images and masks, checked (with the device and precision) before any weights are fetched."""
     from ..inputs import load_mask, load_rgb
 
+    check_device_and_precision(args.device, args.precision)
     if len(args.support) != len(args.support_mask):
         raise InputError(f"{len(args.support)} --support but {len(args.support_mask)} --support-mask; give one mask per support")
     images = [load_rgb(path, f"support image {i}") for i, path in enumerate(args.support, start=1)]

@@ -4,9 +4,10 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
-from ..evaluate import PRECISIONS
+from ..runtime import PRECISIONS
 from ..model import BACKBONES
-from .arguments import output_folder, positive_float, prepare_folder, positive_int, seed, weights_source
+from .arguments import (check_device_and_precision, output_folder, positive_float, positive_int, prepare_folder, seed,
+                        weights_source)
 from .evaluate import add_data_arguments
 
 HELP = "Train HSNet with the authors' recipe; keeps the best checkpoint by validation mIoU in the Hub format."
@@ -36,9 +37,10 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 def run(args: argparse.Namespace) -> int:
     """Build the config from the flags and train."""
     from ..distributed import rank, shutdown
-    from ..model import retain_freed_memory
+    from ..runtime import retain_freed_memory
     from ..train import TrainConfig, train
 
+    check_device_and_precision(args.device, args.precision)
     retain_freed_memory()  # every step frees and reallocates the same large blocks
 
     fold = f"-fold{args.fold}" if args.benchmark != "fss" else ""

@@ -25,6 +25,7 @@ from PIL import Image
 from ..errors import HSNetError, InputError, one_line
 from ..inputs import load_rgb
 from ..labeling import ANNOTATIONS, IMAGE_SUFFIXES, coco_document, coco_record
+from ..predictor import Predictor, SupportSet
 from ..visualize import fit, mask_image, overlay_mask
 from .uploads import MAX_UPLOAD_BYTES
 
@@ -49,7 +50,7 @@ class LabelUpdate:
     archive: Path | None = None
 
 
-def predictor_segmenter(predictor, supports, rule: str = "vote") -> Segment:
+def predictor_segmenter(predictor: Predictor, supports: SupportSet, rule: str = "vote") -> Segment:
     """``segment`` for ``label_many`` from a Predictor and its encoded supports (hsnet's SupportSet)."""
     def segment(images: list[Image.Image]) -> list[np.ndarray]:
         return [p.mask for p in predictor.predict_many(images, supports, batch_size=len(images), rule=rule)]

@@ -14,7 +14,7 @@ import tempfile
 from collections.abc import Callable
 from pathlib import Path
 
-from ..errors import CheckpointError
+from ..errors import CheckpointError, InputError
 
 CACHE_ENV = "HSNET_CACHE_DIR"
 PROVENANCE_NAME = "provenance.json"
@@ -69,8 +69,12 @@ def store(name: str, write: Callable[[Path], dict]) -> Path:
     The sha256 of every file written is added to the record; the folder appears complete or not at all.
     """
     final = weights_folder(name)
-    final.parent.mkdir(parents=True, exist_ok=True)
-    tmp = Path(tempfile.mkdtemp(prefix=f".{name}.", dir=final.parent))
+    try:
+        final.parent.mkdir(parents=True, exist_ok=True)
+        tmp = Path(tempfile.mkdtemp(prefix=f".{name}.", dir=final.parent))
+    except OSError as exc:
+        raise InputError(f"cannot write hsnet's cache at {final.parent} ({exc.strerror or exc}); set {CACHE_ENV} "
+                         "to a writable folder") from exc
     try:
         record = write(tmp)
         record["sha256"] = {p.name: file_sha256(p) for p in sorted(tmp.iterdir()) if p.is_file()}

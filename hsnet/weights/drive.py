@@ -16,7 +16,7 @@ import gdown
 import requests
 
 from ..errors import HubError, WeightsNotFoundError, describe, one_line
-from .registry import DriveFolder, WeightsEntry
+from .catalog import DriveFolder, WeightsEntry
 
 TIMEOUT_S = (15, 60)  # (connect, between bytes): a dead connection fails in a minute, not never
 CHECKPOINT_SUFFIXES = (".pt", ".pth", ".pth.tar", ".tar")

@@ -17,10 +17,10 @@ from safetensors.torch import save_file
 
 from ..checkpoint import infer_backbone, load_weights, normalize_state_dict, read_state_dict
 from ..errors import CheckpointError, InputError, one_line
-from ..limits import DEFAULT_IMAGE_SIDE, MAX_IMAGE_SIDE, MIN_IMAGE_SIDE
+from ..limits import DEFAULT_IMAGE_SIDE, MIN_IMAGE_SIDE
 from ..model import BACKBONES, HSNet, build_model
 from ..model_card import render_model_card
-from .registry import BENCHMARKS, registry_entry_for
+from .catalog import BENCHMARKS, registry_entry_for
 
 WEIGHTS_NAME = "model.safetensors"
 CONFIG_NAME = "config.json"
@@ -49,8 +49,8 @@ def save_pretrained(model: HSNet, directory: str | os.PathLike, *, benchmark: st
         "backbone": model.backbone_name,
         "benchmark": benchmark,
         "fold": fold,
-        "image_size": image_size if image_size is not None else getattr(model, "image_size", DEFAULT_IMAGE_SIDE),
-        "mask_support": mask_support if mask_support is not None else getattr(model, "mask_support", True),
+        "image_size": image_size if image_size is not None else model.image_size,
+        "mask_support": mask_support if mask_support is not None else model.mask_support,
         "source": source,
         "metrics": {k: dict(v) for k, v in (metrics or {}).items()},
     }
@@ -68,9 +68,10 @@ def check_config(config: Any, where: str) -> dict:
                               "convert the checkpoint again with `hsnet convert`")
     config = {"image_size": DEFAULT_IMAGE_SIDE, "mask_support": True, **config}
     size = config["image_size"]
-    if isinstance(size, bool) or not isinstance(size, int) or not MIN_IMAGE_SIDE <= size <= MAX_IMAGE_SIDE:
+    if isinstance(size, bool) or not isinstance(size, int) or size < MIN_IMAGE_SIDE:
+        # No upper bound here: training and evaluation take any side; the Predictor caps what it runs at.
         raise CheckpointError(f"{where} gives image_size {one_line(repr(size), 40)}; it must be a whole number of "
-                              f"pixels from {MIN_IMAGE_SIDE} to {MAX_IMAGE_SIDE} (the authors' is {DEFAULT_IMAGE_SIDE})")
+                              f"pixels, at least {MIN_IMAGE_SIDE} (the authors' is {DEFAULT_IMAGE_SIDE})")
     if not isinstance(config["mask_support"], bool):
         raise CheckpointError(f"{where} gives mask_support {one_line(repr(config['mask_support']), 40)}; "
                               "it must be true or false")

@@ -11,9 +11,10 @@ import os
 import re
 import threading
 import time
+import urllib.error
+import urllib.request
 from pathlib import Path
 
-import httpx2
 from huggingface_hub import HfApi, constants, get_token, hf_hub_download
 from huggingface_hub.errors import (
     GatedRepoError,
@@ -23,7 +24,6 @@ from huggingface_hub.errors import (
     RepositoryNotFoundError,
     RevisionNotFoundError,
 )
-from huggingface_hub.utils import get_session
 
 from ..errors import CheckpointError, HubError, WeightsNotFoundError, one_line
 from .folder import CARD_NAME, CONFIG_NAME, WEIGHTS_NAME, load_folder
@@ -57,9 +57,11 @@ def check_reachable() -> None:
         raise HubError(f"{url} did not answer {ago:.0f} s ago ({failed[1]}); hsnet tries again after "
                        f"{UNREACHABLE_MEMORY_S} s: check the connection, or set HF_HUB_OFFLINE=1 to use cached weights")
     try:
-        get_session().head(url, timeout=PROBE_TIMEOUT_S)
-    except httpx2.HTTPError as exc:
-        reason = one_line(str(exc) or type(exc).__name__, 80)
+        urllib.request.urlopen(urllib.request.Request(url, method="HEAD"), timeout=PROBE_TIMEOUT_S).close()
+    except urllib.error.HTTPError:
+        pass  # the Hub answered, if only with an error status: it is reachable
+    except (OSError, ValueError) as exc:  # URLError, timeouts, refused connections, a malformed HF_ENDPOINT
+        reason = one_line(str(getattr(exc, "reason", "") or exc) or type(exc).__name__, 80)
         with _unreachable_lock:
             _unreachable[url] = (time.monotonic(), reason)
         raise HubError(f"could not reach {url} ({reason}); check the connection (or HF_ENDPOINT), or set "

@@ -21,8 +21,8 @@ from ..checkpoint import check_weights_file, read_state_dict
 from ..errors import CheckpointError, InputError, WeightsNotFoundError, one_line
 from ..model import HSNet
 from . import cache, drive, hub
+from .catalog import HUB_ORG_ENV, WeightsEntry, registry, unknown_name
 from .folder import AUTHORS_CHECKPOINT_NAME, CONFIG_NAME, WEIGHTS_NAME, convert_checkpoint, load_folder, load_state
-from .registry import HUB_ORG_ENV, WeightsEntry, registry, unknown_name
 
 
 @dataclass(frozen=True)
@@ -86,6 +86,7 @@ def _registry_folder(entry: WeightsEntry, force_download: bool, progress: drive.
 
 
 def _check_revision(entry: WeightsEntry, revision: str | None) -> None:
+    """Refuse a revision for a name that no Hub repository serves: it would be silently ignored otherwise."""
     if revision is not None:
         raise InputError(f"--revision applies to Hub repositories, and no Hub copy of {entry.name} is configured; "
                          f"leave the revision out, or set {HUB_ORG_ENV} / --hub-org")

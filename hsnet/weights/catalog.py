@@ -1,4 +1,4 @@
-"""The registry of the authors' released checkpoints: names, backbones, folds, Drive folders and reported mIoU.
+"""The registry (catalog) of the authors' released checkpoints: names, backbones, folds, Drive folders, reported mIoU.
 
 ``hsnet/registry.json`` (linked from ``weights/registry.json``) is the data; this module reads it.
 """
