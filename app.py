@@ -12,6 +12,7 @@ import argparse
 import base64
 import functools
 import html
+import inspect
 import io
 import json
 import logging
@@ -19,7 +20,8 @@ import os
 import signal
 import sys
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
+from contextlib import contextmanager
 from dataclasses import dataclass, field, fields
 from pathlib import Path
 from typing import Any, TypeVar
@@ -36,18 +38,23 @@ from hsnet.predictor import LayerMap, Prediction
 from hsnet.predictor.results import resized
 from hsnet.serving import (
     DELETE_CACHE,
+    MAX_LABEL_BYTES,
+    MAX_LABEL_QUERIES,
     MAX_UPLOAD_BYTES,
     LoadState,
     MaskFiles,
     ModelStore,
     Probe,
     ProbeStore,
+    label_many,
+    point_maps,
     private_temp_dir,
     public_name,
 )
 from hsnet.serving.guards import guard_editor, guard_image, launch_kwargs
 from hsnet.visualize import (
     ColourScale,
+    colourbar,
     display_size,
     fit,
     heatmap,
@@ -57,7 +64,6 @@ from hsnet.visualize import (
     overlay_mask,
     resized_mask,
     shared_scale,
-    colourbar,
     with_colourbar,
 )
 
@@ -123,6 +129,7 @@ class WeightsMenu:
         return cls(sources, labels, default)
 
     def choices(self) -> list[tuple[str, str]]:
+        """(label, shown name) pairs for the dropdown."""
         return [(label, name) for name, label in self.labels.items()]
 
     def shown(self, value: str) -> str:
@@ -135,6 +142,7 @@ class WeightsMenu:
         raise InputError(f"unknown weights {public_name(value)!r}; choose one of {', '.join(self.sources)}")
 
     def source(self, value: str) -> str:
+        """What the server loads for ``value`` (InputError for a name that is not on the menu)."""
         return self.sources[self.shown(value)]
 
 
@@ -182,23 +190,63 @@ def example_rows(episodes: Sequence[Episode]) -> list[list[Any]]:
 # ------------------------------------------------------------------------------------------ requests and answers
 
 
+@contextmanager
+def one_line_errors(name: str) -> Iterator[None]:
+    """hsnet's one-line errors as page messages; anything else logged for the operator and summed up in a line."""
+    try:
+        yield
+    except gr.Error:
+        raise
+    except HSNetError as exc:
+        raise gr.Error(str(exc), print_exception=False) from exc
+    except Exception as exc:
+        log.exception("%s failed", name)
+        raise gr.Error(f"Something went wrong ({type(exc).__name__}); the details are in the server log. "
+                       "Your inputs are kept: check them and try again.", print_exception=False) from exc
+
+
 def friendly(fn: F) -> F:
-    """Show hsnet's one-line errors on the page and keep the app serving whatever else goes wrong."""
+    """``fn`` (a function or a generator) showing errors as one line on the page; the app keeps serving."""
+    if inspect.isgeneratorfunction(fn):
+        @functools.wraps(fn)
+        def generator(*args: Any, **kwargs: Any) -> Any:
+            with one_line_errors(fn.__name__):
+                yield from fn(*args, **kwargs)
+        return generator  # type: ignore[return-value]
 
     @functools.wraps(fn)
     def wrapper(*args: Any, **kwargs: Any) -> Any:
-        try:
+        with one_line_errors(fn.__name__):
             return fn(*args, **kwargs)
-        except gr.Error:
-            raise
-        except HSNetError as exc:
-            raise gr.Error(str(exc), print_exception=False) from exc
-        except Exception as exc:
-            log.exception("%s failed", fn.__name__)
-            raise gr.Error(f"Something went wrong ({type(exc).__name__}); the details are in the server log. "
-                           "Your inputs are kept: check them and try again.", print_exception=False) from exc
 
     return wrapper  # type: ignore[return-value]
+
+
+def read_supports(editors: Sequence[dict | None],
+                  uploads: Sequence[str | None]) -> tuple[list[Image.Image], list[np.ndarray]]:
+    """Support images and masks from the filled tabs (an uploaded mask wins over brush strokes), decoded once."""
+    images, masks = [], []
+    for i, (editor, upload) in enumerate(zip(editors, uploads), start=1):
+        background = editor.get("background") if editor else None
+        if background is None:
+            if upload is not None:
+                raise InputError(f"support {i} has a mask but no image; add the support image in tab Support {i}")
+            continue
+        image = load_rgb(background, f"support {i} image")
+        if upload is not None:
+            if editor.get("layers") and layers_mask(editor["layers"]).any():
+                gr.Info(f"Support {i}: using the uploaded mask; the brush strokes are ignored.")
+            mask = load_mask(upload, image.size, f"support {i} uploaded mask")
+        else:
+            painted = layers_mask(editor.get("layers") or [])
+            if painted is None:
+                raise InputError(f"support {i} has no mask; paint over the object with the brush or upload a mask")
+            mask = load_mask(painted, image.size, f"support {i} brush mask")
+        images.append(image)
+        masks.append(mask)
+    if not images:
+        raise InputError("no support image; add at least one support image in tab Support 1 and paint its object")
+    return images, masks
 
 
 @dataclass(frozen=True)
@@ -220,27 +268,7 @@ class SegmentRequest:
         if query is None:
             raise InputError("no query image; upload the photo to segment (or pick an example)")
         shown = menu.shown(weights)
-        images, masks = [], []
-        for i, (editor, upload) in enumerate(zip(editors, uploads), start=1):
-            background = editor.get("background") if editor else None
-            if background is None:
-                if upload is not None:
-                    raise InputError(f"support {i} has a mask but no image; add the support image in tab Support {i}")
-                continue
-            image = load_rgb(background, f"support {i} image")
-            if upload is not None:
-                if editor.get("layers") and layers_mask(editor["layers"]).any():
-                    gr.Info(f"Support {i}: using the uploaded mask; the brush strokes are ignored.")
-                mask = load_mask(upload, image.size, f"support {i} uploaded mask")
-            else:
-                painted = layers_mask(editor.get("layers") or [])
-                if painted is None:
-                    raise InputError(f"support {i} has no mask; paint over the object with the brush or upload a mask")
-                mask = load_mask(painted, image.size, f"support {i} brush mask")
-            images.append(image)
-            masks.append(mask)
-        if not images:
-            raise InputError("no support image; add at least one support image in tab Support 1 and paint its object")
+        images, masks = read_supports(editors, uploads)
         return cls(load_rgb(query, "query image"), Path(query).stem, shown, menu.source(weights), rule, images, masks)
 
 
@@ -278,6 +306,7 @@ class Exploration:
 
 
 def jpeg(image: Image.Image) -> bytes:
+    """``image`` compressed, for what a session keeps."""
     buffer = io.BytesIO()
     image.save(buffer, format="JPEG", quality=92)
     return buffer.getvalue()
@@ -311,7 +340,6 @@ OUTPUT_LABELS = {
     "support_predictions": "Each support's own prediction",
     "vote_map": "Vote map",
 }
-assert list(OUTPUT_LABELS) == [f.name for f in fields(SegmentAnswer)]
 
 LAYER_SCALE_LABEL = "Correlation (cosine, best match over the painted support)"
 PROBE_SCALE_LABEL = "Correlation of the clicked point with each support pixel (cosine)"
@@ -331,15 +359,17 @@ def run_model(source: str, query: Image.Image, images: list[Image.Image], masks:
 
 @on_gpu
 def probe_point(probe: Probe, x: float, y: float) -> list[list[LayerMap]]:
-    """The query point (x, y) (original pixels) against every support cell, per support and layer, from ``probe``.
+    """The query point (x, y) (original pixels) against every support cell, per support and layer, from ``probe``."""
+    return point_maps(STORE.predictor(probe.weights), probe, x, y)
 
-    The supports' features usually come from the predictor's cache; the query's are computed again at model
-    resolution from the kept pixels.
-    """
-    predictor = STORE.predictor(probe.weights)
-    supports = predictor.set_supports(list(probe.supports), list(probe.masks))
-    query = predictor.encode_query(probe.query)
-    return predictor.point_correlation(supports, query, *probe.model_point(x, y))
+
+@on_gpu
+def label_batch(source: str, images: list[Image.Image], masks: list[np.ndarray], rule: str,
+                queries: list[Image.Image]) -> list[np.ndarray]:
+    """The "Label many" GPU step: masks of a batch of queries (the supports' features come from the cache)."""
+    predictor = STORE.predictor(source)
+    supports = predictor.set_supports(images, masks)
+    return [p.mask for p in predictor.predict_many(queries, supports, batch_size=len(queries), rule=rule)]
 
 
 def level_galleries(maps: Sequence[LayerMap], display: Image.Image, scale: ColourScale,
@@ -490,6 +520,45 @@ def make_segment(menu: WeightsMenu, masks: MaskFiles) -> Callable[..., tuple]:
     return segment
 
 
+def label_status(done: int, total: int, skipped: dict[str, str], finished: bool) -> str:
+    """Markdown: how far labelling is, and each photo skipped with its reason."""
+    head = (f"**{done} of {total} photos labelled.**" + (" Download the zip below." if finished and done else "")
+            if total else "")
+    return "\n".join([head, *(f"- skipped {html.escape(name)}: {html.escape(why)}" for name, why in skipped.items())])
+
+
+def make_label(menu: WeightsMenu, masks: MaskFiles) -> Callable[..., Iterator[tuple]]:
+    """The "Label them" button: every photo against the main view's supports, the gallery filling in as they finish."""
+
+    @friendly
+    def label(photos: list[str] | None, weights: str, rule: str,
+              support_1: dict | None = None, support_2: dict | None = None, support_3: dict | None = None,
+              support_4: dict | None = None, support_5: dict | None = None,
+              mask_1: str | None = None, mask_2: str | None = None, mask_3: str | None = None,
+              mask_4: str | None = None, mask_5: str | None = None, category: str = "object",
+              progress: gr.Progress = gr.Progress()) -> Iterator[tuple]:
+        """Label the uploaded photos (or zip) with the supports of the main view; the last answer has the zip."""
+        if not photos:
+            raise InputError(f"no photos to label; upload up to {MAX_LABEL_QUERIES} photos or one zip of them")
+        images, support_masks = read_supports((support_1, support_2, support_3, support_4, support_5),
+                                              (mask_1, mask_2, mask_3, mask_4, mask_5))
+        source = menu.source(weights)
+        wait_for_weights(source, progress)
+        STORE.predictor(source)  # loaded in this process, not in the GPU step
+        segment = functools.partial(label_batch, source, images, support_masks, rule)
+        gallery: list[tuple[Image.Image, str]] = []
+        yield gallery, "Starting…", None
+        for update in label_many(segment, photos, masks.answer_folder(), category=category.strip() or "object"):
+            progress(update.done / max(update.total, 1), desc=f"{update.done} of {update.total} labelled")
+            if update.overlay is not None:
+                gallery.append((update.overlay, update.name))
+            finished = update.archive is not None
+            yield (gallery, label_status(update.done, update.total, update.skipped, finished),
+                   str(update.archive) if finished else None)
+
+    return label
+
+
 def astuple_shallow(answer: SegmentAnswer) -> tuple:
     """The answer's fields in order, without copying them (``dataclasses.astuple`` deep-copies)."""
     return tuple(getattr(answer, f.name) for f in fields(answer))
@@ -585,6 +654,14 @@ VOTE_HELP = """
 final mask keeps the pixels enough of them agree on, with *mean-prob* it averages their probabilities.
 """
 
+LABEL_HELP = f"""
+**Label many photos with the same supports.** Paint the object on one to five supports above, then upload the
+photos to label (up to {MAX_LABEL_QUERIES} images, or one zip of them; {MAX_UPLOAD_BYTES // 2**20} MB per file and
+{MAX_LABEL_BYTES // 2**20} MB in all per request). The gallery fills in as each photo is done; at the end, download
+a zip of `masks/<name>.png` (0/255, each photo's own size) and `annotations.json` (COCO, one category). Files that
+cannot be read are skipped and listed.
+"""
+
 CSS = """
 .hs-banner {padding: 0.6rem 0.9rem; border-radius: 8px; font-size: 1rem}
 .hs-banner progress {display: block; width: 100%; margin-top: 0.4rem}
@@ -666,7 +743,8 @@ HEAD = """
 </script>
 """
 
-SCROLL_TO = "(id) => setTimeout(() => document.getElementById(id)?.scrollIntoView({behavior: 'instant', block: 'start'}), 150)"
+SCROLL_TO = ("(id) => setTimeout(() => document.getElementById(id)?.scrollIntoView({behavior: 'instant', "
+             "block: 'start'}), 150)")  # after Gradio has drawn the new outputs
 
 
 def build_demo(default_weights: str, episodes: Sequence[Episode], masks: MaskFiles) -> gr.Blocks:
@@ -744,6 +822,19 @@ def build_demo(default_weights: str, episodes: Sequence[Episode], masks: MaskFil
                                        buttons=[], min_width=300, scale=2)
                     vote = gr.Image(label=OUTPUT_LABELS["vote_map"], interactive=False, elem_id="vote-map",
                                     buttons=[], min_width=300, scale=1)
+        with gr.Accordion("Label many photos with these supports", open=False, elem_id="label-many"):
+            gr.Markdown(LABEL_HELP)
+            photos = gr.File(label=f"Photos to label: up to {MAX_LABEL_QUERIES} images, or a zip of them",
+                             file_count="multiple", file_types=["image", ".zip"], elem_id="label-photos")
+            with gr.Row(equal_height=False):
+                category = gr.Textbox("object", label="Name of the object (the category in annotations.json)",
+                                      max_length=60, min_width=240, elem_id="label-category")
+                label_run = gr.Button("Label them", variant="primary", min_width=160, scale=0, elem_id="label-run")
+            label_progress = gr.Markdown("", label="Labelling progress", elem_id="label-progress")
+            labelled = gr.Gallery(label="Labelled photos", columns=4, height="auto", object_fit="contain",
+                                  elem_id="label-gallery", elem_classes="hs-gallery", buttons=[], preview=False)
+            label_zip = gr.DownloadButton("Download the masks and annotations.json (zip)", variant="secondary",
+                                          elem_id="label-zip", label="Labels (zip of masks and annotations.json)")
         state = gr.State(None, time_to_live=1800)
 
         segment_outputs = [result, probability, mask_file, summary_box, *levels, layer_scale, shots, vote, state]
@@ -753,6 +844,10 @@ def build_demo(default_weights: str, episodes: Sequence[Episode], masks: MaskFil
                   show_progress_on=[summary_box]).success(
             download_label, mask_file, mask_file, api_name=False, queue=False, show_progress="hidden").success(
             None, None, None, js=f"() => ({SCROLL_TO})('results')")
+        label_run.click(make_label(menu, masks), [photos, weights, rule, *editors, *uploads, category],
+                        [labelled, label_progress, label_zip], api_name="label_many",
+                        concurrency_limit=2 if ON_CUDA else 1, concurrency_id="model",
+                        show_progress_on=[label_progress])
         result.select(explore, [state, mode], [result, probe, views, state], api_name=False,
                       concurrency_limit=4, concurrency_id="explore",
                       show_progress_on=[probe]).success(None, None, None, js=f"() => ({SCROLL_TO})('views')")
@@ -771,7 +866,8 @@ def main(argv: Sequence[str] | None = None) -> None:
     parser.add_argument("--weights", default=os.environ.get(WEIGHTS_ENV) or hub.DEFAULT_WEIGHTS,
                         help=f"registry name, Hub repo id, or local checkpoint file or folder (default: ${WEIGHTS_ENV} "
                              f"or {hub.DEFAULT_WEIGHTS})")
-    parser.add_argument("--port", type=int, default=None, help="port to serve on (default: $GRADIO_SERVER_PORT or 7860)")
+    parser.add_argument("--port", type=int, default=None,
+                        help="port to serve on (default: $GRADIO_SERVER_PORT or 7860)")
     args = parser.parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s %(levelname)s %(message)s")
     signal.signal(signal.SIGTERM, lambda *_: sys.exit(0))  # a stop (e.g. a Space restarting) runs the atexit cleanup

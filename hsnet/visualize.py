@@ -55,9 +55,11 @@ def _font(size: int) -> ImageFont.ImageFont | ImageFont.FreeTypeFont:
     return ImageFont.load_default(size=size)
 
 
-def colourbar(scale: ColourScale, width: int = 360, bar_height: int = 14, ticks: int = 5) -> Image.Image:
-    """A horizontal colourbar with tick values and the scale's label, on white."""
-    pad, font_size = 10, 14
+def colourbar(scale: ColourScale, width: int = 360, ticks: int = 5) -> Image.Image:
+    """A horizontal colourbar with tick values and the scale's label, on white; its text grows with ``width``,
+    so that it stays readable when a wide picture is shown small (a phone)."""
+    font_size = max(14, round(width / 30))
+    pad, bar_height = font_size // 2 + 4, font_size
     font = _font(font_size)
     height = pad + font_size + 6 + bar_height + 4 + font_size + pad
     out = Image.new("RGB", (width, height), BACKGROUND)
@@ -88,8 +90,8 @@ def heatmap(values: np.ndarray, size: tuple[int, int], scale: ColourScale, photo
     heat = scale.colorize(resized)
     if photo is None:
         return heat
-    return Image.blend(photo.convert("RGB").resize(size, Image.BILINEAR) if photo.size != size else photo.convert("RGB"),
-                       heat, alpha)
+    base = photo.convert("RGB")
+    return Image.blend(base.resize(size, Image.BILINEAR) if base.size != size else base, heat, alpha)
 
 
 def with_colourbar(image: Image.Image, scale: ColourScale) -> Image.Image:
@@ -130,7 +132,8 @@ def resized_mask(mask: np.ndarray, size: tuple[int, int]) -> np.ndarray:
 
 
 # What each pyramid level of the hypercorrelation sees, for labels in the app (deepest first).
-LEVEL_NOTES = {4: "deepest: object parts and meaning", 3: "middle: shapes and parts", 2: "shallowest: edges and texture"}
+LEVEL_NOTES = {4: "deepest: object parts and meaning", 3: "middle: shapes and parts",
+               2: "shallowest: edges and texture"}
 
 
 def display_size(size: tuple[int, int], max_side: int, min_side: int = 0) -> tuple[int, int]:

@@ -6,6 +6,7 @@ import re
 import subprocess
 import sys
 import time
+from dataclasses import fields
 from pathlib import Path
 from types import SimpleNamespace
 
@@ -50,7 +51,8 @@ def fake_prediction(size: tuple[int, int], shots: int = 1, seed: int = 0) -> Sim
     width, height = size
     mask = np.zeros((height, width), bool)
     mask[height // 4: height // 2, width // 4: width // 2] = True
-    maps = [LayerMap(name, int(name[5]), rng.uniform(0.2, 0.7, (13, 13)).astype(np.float32)) for name in RESNET50_LAYERS]
+    maps = [LayerMap(name, int(name[5]), rng.uniform(0.2, 0.7, (13, 13)).astype(np.float32))
+            for name in RESNET50_LAYERS]
     return SimpleNamespace(mask=mask, shot_probabilities=rng.random((shots, 50, 50), dtype=np.float32),
                            layer_maps=maps, timings={"backbone": 0.1, "total": 0.2}, device="cpu",
                            support_cache_hit=False, size=size)
@@ -81,6 +83,7 @@ def test_a_colourbar_shows_its_label_and_is_as_wide_as_its_picture() -> None:
     scale = ColourScale(0.0, 1.0, "Foreground probability")
     bar = colourbar(scale, width=300)
     assert bar.width == 300 and 40 < bar.height < 80
+    assert colourbar(scale, width=1200).height > 2 * bar.height  # text that stays readable when shown small
     picture = with_colourbar(Image.new("RGB", (500, 200)), scale)
     assert picture.size == (500, 200 + colourbar(scale, width=500).height)
 
@@ -112,6 +115,7 @@ def test_every_output_is_drawn_and_named(app, size: tuple[int, int], shots: int,
                                MaskFiles(tmp_path), "session")
     outputs = app.astuple_shallow(result)
     assert len(outputs) == len(app.OUTPUT_LABELS) == 10
+    assert list(app.OUTPUT_LABELS) == [f.name for f in fields(app.SegmentAnswer)]  # labels and answer agree
     assert max(result.result.size) >= app.MIN_DISPLAY_SIDE  # small queries enlarged for display and clicking
     assert state.scale == pytest.approx(result.result.width / size[0])
     assert tuple(len(level) for level in (result.level_4, result.level_3, result.level_2)) == LEVEL_SIZES_RESNET50
@@ -197,7 +201,8 @@ def files(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
     paths = {name: folder / name for name in ("query.jpg", "support.png", "layer.png", "mask.png", "empty.png",
                                               "notes.png")}
     Image.fromarray(rng.integers(0, 256, (QUERY_SIZE[1], QUERY_SIZE[0], 3), dtype=np.uint8)).save(paths["query.jpg"])
-    Image.fromarray(rng.integers(0, 256, (SUPPORT_SIZE[1], SUPPORT_SIZE[0], 3), dtype=np.uint8)).save(paths["support.png"])
+    support = rng.integers(0, 256, (SUPPORT_SIZE[1], SUPPORT_SIZE[0], 3), dtype=np.uint8)
+    Image.fromarray(support).save(paths["support.png"])
     layer = np.zeros((SUPPORT_SIZE[1], SUPPORT_SIZE[0], 4), dtype=np.uint8)
     layer[40:120, 50:170] = (255, 64, 64, 180)  # a brush stroke: colour with alpha on a transparent layer
     Image.fromarray(layer).save(paths["layer.png"])
@@ -264,8 +269,8 @@ def test_two_supports_give_each_ones_prediction_and_the_vote_map(client: Client,
 def test_bad_inputs_get_a_readable_message_and_the_app_keeps_serving(client: Client, files: dict) -> None:
     cases = [  # (query, support 1, what the message says): a text file as query, as support, an empty brush
         # layer, no mask at all
-        (files["notes"], editor(files["support"], files["layer"]), "query image: the file is not an image"),
-        (files["query"], editor(files["notes"]), "support 1 image: the file is not an image"),
+        (files["notes"], editor(files["support"], files["layer"]), "query image.* not an image that can be read"),
+        (files["query"], editor(files["notes"]), "support 1 image.* not an image that can be read"),
         (files["query"], editor(files["support"], files["empty"]), "marks no pixels"),
         (files["query"], editor(files["support"]), "support 1 has no mask"),
     ]
@@ -337,3 +342,47 @@ def test_a_stopped_app_leaves_no_mask_files(app_checkpoint: Path, files: dict, t
         segment(client, files["query"], editor(files["support"], files["layer"]))
         assert list(served.tmp.glob("hsnet-app-*/hsnet-masks-*/*/*_mask.png")), "the mask is not where expected"
     assert not list(served.tmp.glob("hsnet-app-*")), served.log_text()[-2000:]  # masks and Gradio's cache gone
+
+
+@pytest.mark.slow
+def test_label_many_fills_a_gallery_and_gives_masks_and_coco_annotations(client: Client, files: dict,
+                                                                        tmp_path: Path) -> None:
+    import json
+    import zipfile
+
+    from pycocotools import mask as coco_mask
+
+    sizes = {"a.png": (120, 90), "b.jpg": (64, 200), "c.png": (333, 250)}
+    rng = np.random.default_rng(3)
+    photos = []
+    for name, (width, height) in sizes.items():
+        Image.fromarray(rng.integers(0, 256, (height, width, 3), dtype=np.uint8)).save(tmp_path / name)
+        photos.append(handle_file(str(tmp_path / name)))
+    gallery, progress, archive = client.predict(
+        photos=[*photos, handle_file(str(files["notes"]))], weights=client.weights, rule="vote",
+        support_1=editor(files["support"], files["layer"]), category="blob", api_name="/label_many")
+    assert sorted(item["caption"] for item in gallery) == sorted(sizes)
+    assert "3 of 4 photos labelled" in progress and "skipped notes.png" in progress
+    with zipfile.ZipFile(archive) as labels:
+        document = json.loads(labels.read("annotations.json"))
+        assert [c["name"] for c in document["categories"]] == ["blob"]
+        for record in document["annotations"]:
+            image = next(i for i in document["images"] if i["id"] == record["image_id"])
+            png = np.asarray(Image.open(labels.open(f"masks/{Path(image['file_name']).with_suffix('.png')}")))
+            assert png.shape == (sizes[image["file_name"]][1], sizes[image["file_name"]][0])
+            assert np.array_equal(coco_mask.decode(record["segmentation"]).astype(bool), png > 0)
+
+
+@pytest.mark.slow
+def test_label_many_refuses_more_photos_than_its_cap(client: Client, files: dict, tmp_path: Path) -> None:
+    import zipfile
+
+    import app
+
+    archive = tmp_path / "many.zip"
+    with zipfile.ZipFile(archive, "w") as many:
+        for i in range(app.MAX_LABEL_QUERIES + 1):
+            many.write(files["support"], f"photo-{i}.png")
+    with pytest.raises(AppError, match=f"at most {app.MAX_LABEL_QUERIES} per request"):
+        client.predict(photos=[handle_file(str(archive))], weights=client.weights, rule="vote",
+                       support_1=editor(files["support"], files["layer"]), api_name="/label_many")

@@ -16,7 +16,11 @@ from collections.abc import Iterator
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 
+import numpy as np
 import pytest
+from PIL import Image
+
+from hsnet.serving import MAX_LABEL_QUERIES
 
 pytest_plugins = ["app_fixtures"]
 
@@ -70,9 +74,13 @@ CLIPPED = """(root) => {
 # Every visible text's contrast against the background it is drawn on (WCAG 2.1 relative luminance).
 CONTRAST = """() => {
   const parse = (c) => { const m = c.match(/[\\d.]+/g) || []; return m.map(Number); };
-  const lum = ([r, g, b]) => [r, g, b].map(v => { v /= 255; return v <= 0.03928 ? v / 12.92 : ((v + 0.055) / 1.055) ** 2.4; })
+  const linear = (v) => { v /= 255; return v <= 0.03928 ? v / 12.92 : ((v + 0.055) / 1.055) ** 2.4; };
+  const lum = ([r, g, b]) => [r, g, b].map(linear)
       .reduce((s, v, i) => s + v * [0.2126, 0.7152, 0.0722][i], 0);
-  const over = (top, bottom) => { const a = top.length > 3 ? top[3] : 1; return [0, 1, 2].map(i => top[i] * a + bottom[i] * (1 - a)); };
+  const over = (top, bottom) => {
+    const a = top.length > 3 ? top[3] : 1;
+    return [0, 1, 2].map(i => top[i] * a + bottom[i] * (1 - a));
+  };
   const background = (el) => {
     const layers = [];
     for (let e = el; e; e = e.parentElement) {
@@ -90,14 +98,16 @@ CONTRAST = """() => {
     seen.add(el);
     const style = getComputedStyle(el);
     const box = el.getBoundingClientRect();
-    if (style.visibility === 'hidden' || style.display === 'none' || !box.width || !box.height || +style.opacity === 0) continue;
+    if (style.visibility === 'hidden' || style.display === 'none' || !box.width || !box.height ||
+        +style.opacity === 0) continue;
     const fg = over(parse(style.color), background(el));
     const bg = background(el);
     const [a, b] = [lum(fg), lum(bg)].sort((x, y) => y - x);
     const ratio = (a + 0.05) / (b + 0.05);
     const size = parseFloat(style.fontSize);
     const large = size >= 24 || (size >= 18.66 && +style.fontWeight >= 700);
-    if (ratio < (large ? 3 : 4.5)) failures.push(`${ratio.toFixed(2)}:1 at ${size}px: "${node.textContent.trim().slice(0, 50)}"`);
+    const text = node.textContent.trim().slice(0, 50);
+    if (ratio < (large ? 3 : 4.5)) failures.push(`${ratio.toFixed(2)}:1 at ${size}px: "${text}"`);
   }
   return failures;
 }"""
@@ -114,6 +124,15 @@ def in_view(page, selector: str) -> bool:
     """Whether the element's top part is inside the viewport now."""
     return page.locator(selector).first.evaluate(
         "e => { const b = e.getBoundingClientRect(); return b.top < innerHeight - 40 && b.bottom > 40; }")
+
+
+def open_label_many(page):
+    """The "Label many" section, opened if it is closed."""
+    section = page.locator("#label-many")
+    if not page.locator("#label-photos").is_visible():
+        section.get_by_text("Label many photos with these supports").click()
+        expect(page.locator("#label-photos")).to_be_visible()
+    return section
 
 
 @pytest.fixture(scope="module")
@@ -205,6 +224,7 @@ def test_the_vote_view_shows_each_support_and_the_vote_map_with_full_captions(ex
 
 def test_text_meets_wcag_aa_contrast_and_pictures_have_names(explored) -> None:
     page = explored
+    open_label_many(page)  # its text is checked too
     for tab in ("Layers", "Probe", "Vote"):
         page.get_by_role("tab", name=tab).click()
         page.wait_for_timeout(300)
@@ -227,6 +247,29 @@ def test_on_a_phone_every_tab_is_in_sight_and_supports_come_before_segment(explo
         expect(page.get_by_role("tab", name=tab, exact=True)).to_be_visible()
     assert page.locator("#support-tabs").bounding_box()["y"] < page.locator("#segment-button").bounding_box()["y"]
     assert page.locator("#segment-button").bounding_box()["y"] < page.locator("#result-image").bounding_box()["y"]
+
+
+def test_label_many_fills_its_gallery_from_the_main_views_supports(explored, tmp_path: Path) -> None:
+    page = explored
+    rng = np.random.default_rng(5)
+    photos = []
+    for name, size in (("first.png", (90, 60)), ("second.png", (60, 120))):
+        Image.fromarray(rng.integers(0, 256, (size[1], size[0], 3), dtype=np.uint8)).save(tmp_path / name)
+        photos.append(str(tmp_path / name))
+    section = open_label_many(page)
+    expect(section.get_by_text(f"Photos to label: up to {MAX_LABEL_QUERIES} images")).to_be_visible()
+    page.locator("#label-photos input[type=file]").set_input_files(photos)
+    expect(page.locator("#label-photos")).to_contain_text("second", timeout=30_000)
+    page.get_by_role("button", name="Label them").click()
+    expect(page.locator("#label-progress")).to_contain_text("2 of 2 photos labelled", timeout=240_000)
+    gallery = page.locator("#label-gallery")
+    expect(gallery.locator("img")).to_have_count(2)
+    gallery.scroll_into_view_if_needed()
+    page.wait_for_function("() => [...document.querySelectorAll('#label-gallery img')]"
+                           ".every(i => i.complete && i.naturalWidth > 0)", timeout=30_000)
+    assert gallery.evaluate(CLIPPED) == []
+    expect(page.locator("#label-zip")).to_be_enabled()
+    page.screenshot(path=str(ARTIFACTS / f"app-{page.name}-label.png"))
 
 
 def test_the_keyboard_moves_on_from_the_checkpoint_menu(explored) -> None:
@@ -289,4 +332,22 @@ def test_loading_weights_shows_progress_then_a_failure_without_server_details(br
             assert secret not in text, f"the page shows {secret!r}"
         assert page.evaluate(CONTRAST) == []
         page.screenshot(path=str(ARTIFACTS / "app-failed.png"))
+    context.close()
+
+
+def test_an_error_is_shown_once_and_cleared_by_the_next_segment(browser, app_server) -> None:
+    context = browser.new_context(viewport=VIEWPORTS["desktop"])
+    page = context.new_page()
+    page.goto(app_server.url)
+    expect(page.locator(".hs-ok")).to_be_visible(timeout=120_000)
+    page.get_by_role("button", name="Segment", exact=True).click()
+    expect(page.get_by_text("no query image").first).to_be_visible(timeout=30_000)
+    badges = page.locator("[data-testid=status-tracker] .error")
+    expect(badges).to_have_count(1)  # on the status line under Segment only: not on every output, not on the banner
+    assert page.locator("#summary [data-testid=status-tracker] .error").count() == 1
+    page.get_by_role("button", name="Person, 1-shot").click()
+    expect(page.locator("#support-1-mask img")).to_be_visible(timeout=30_000)
+    page.get_by_role("button", name="Segment", exact=True).click()
+    expect(page.get_by_text("query is foreground")).to_be_visible(timeout=240_000)
+    expect(badges).to_have_count(0)
     context.close()
