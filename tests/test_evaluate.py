@@ -34,14 +34,15 @@ def weights(tmp_path_factory: pytest.TempPathFactory, resnet50) -> Path:
     return save_pretrained(resnet50, tmp_path_factory.mktemp("weights") / "model", benchmark="pascal", fold=0)
 
 
-def test_batched_evaluation_equals_episode_by_episode(pascal, resnet50):
+def test_batched_evaluation_equals_episode_by_episode(pascal, predictor_resnet50):
+    model = predictor_resnet50  # evaluate() folds the BatchNorm of the model it is given, as Predictors do
     data, splits = pascal
     ds = build_dataset("pascal", data, 0, "test", 2, image_size=32, limit=5, splits_dir=splits)
-    result = evaluate(resnet50, ds, batch_size=4)
+    result = evaluate(model, ds, batch_size=4)
     meter = IoUMeter(ds.nclass, ds.class_ids)
     for i in range(len(ds)):
         item = ds[i]
-        pred = resnet50.predict_mask(item["query_img"][None], item["support_imgs"][None], item["support_masks"][None])
+        pred = model.predict_mask(item["query_img"][None], item["support_imgs"][None], item["support_masks"][None])
         meter.update(pred, item["query_mask"][None], [item["class_id"]], item["query_ignore"][None])
     assert result.episodes == 5 and result.shots == 2
     assert result.miou == pytest.approx(meter.miou()) and result.fb_iou == pytest.approx(meter.fb_iou())
@@ -49,18 +50,19 @@ def test_batched_evaluation_equals_episode_by_episode(pascal, resnet50):
     assert [c.name for c in result.classes] == ["aeroplane", "bicycle", "bird", "boat", "bottle"]
 
 
-def test_original_size_mode_scores_at_the_query_size(pascal, resnet50):
+def test_original_size_mode_scores_at_the_query_size(pascal, predictor_resnet50):
+    model = predictor_resnet50
     data, splits = pascal
     ds = build_dataset("pascal", data, 0, "test", 1, image_size=32, original_size=True, limit=3, splits_dir=splits)
-    result = evaluate(resnet50, ds)
+    result = evaluate(model, ds)
     item = ds[0]
     size = tuple(item["query_size"].tolist())
-    pred = resnet50.predict_mask(item["query_img"][None], item["support_imgs"][None], item["support_masks"][None],
-                                 output_size=size)
+    pred = model.predict_mask(item["query_img"][None], item["support_imgs"][None], item["support_masks"][None],
+                              output_size=size)
     assert pred.shape[-2:] == item["query_mask"].shape == (36, 44)
     assert result.episodes == 3 and result.settings["original_size"] is True
     with pytest.raises(InputError, match="batch-size 1"):
-        evaluate(resnet50, ds, batch_size=2)
+        evaluate(model, ds, batch_size=2)
 
 
 def _cli_args(data: Path, splits: Path, weights: Path, output: Path) -> list[str]:
