@@ -7,6 +7,7 @@ then works again with HF_HUB_OFFLINE=1 and no Drive at all.
 """
 from __future__ import annotations
 
+import inspect
 import json
 import shutil
 import time
@@ -28,6 +29,9 @@ from hsnet.errors import CheckpointError, HubError, InputError, WeightsNotFoundE
 from hsnet.weights import cache, hub, registry
 from hsnet.weights.drive import DriveFile, pick_checkpoint
 
+# What the installed gdown accepts: every call hsnet makes to the stand-in must also bind to the real function.
+REAL_SIGNATURES = {"download_folder": inspect.signature(gdown.download_folder),
+                   "download": inspect.signature(gdown.download)}
 PASCAL = registry()["pascal-resnet50-fold0"].drive
 NOMASK = registry()["pascal-resnet101-fold2-nomask"].drive
 # The layout seen in public code that downloaded the authors' folders, with the tensorboard logs beside.
@@ -53,6 +57,7 @@ class FakeDrive:
 
     def download_folder(self, url=None, id=None, output=None, quiet=False, skip_download=False, **kwargs):
         assert url is None and skip_download, "hsnet lists a folder by id, without downloading it"
+        REAL_SIGNATURES["download_folder"].bind(id=id, skip_download=skip_download, quiet=quiet, **kwargs)
         self.calls.append(("list", id))
         if self.fail_listing is not None:
             raise self.fail_listing
@@ -61,6 +66,7 @@ class FakeDrive:
 
     def download(self, url=None, output=None, quiet=False, id=None, progress=None, **kwargs):
         assert url is None and isinstance(output, str), "hsnet fetches one file by id into a named output"
+        REAL_SIGNATURES["download"].bind(id=id, output=output, quiet=quiet, progress=progress, **kwargs)
         self.calls.append(("download", id))
         if self.fail_download is not None:
             raise self.fail_download

@@ -81,7 +81,11 @@ def store(name: str, write: Callable[[Path], dict]) -> Path:
         (tmp / PROVENANCE_NAME).write_text(json.dumps(record, indent=2) + "\n", encoding="utf-8")
         if final.exists():
             shutil.rmtree(final)
-        os.replace(tmp, final)
+        try:
+            os.replace(tmp, final)
+        except OSError:
+            if cached(name) is None:  # not another process that completed the same folder a moment ago
+                raise
     finally:
         shutil.rmtree(tmp, ignore_errors=True)
     return final
