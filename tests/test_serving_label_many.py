@@ -27,9 +27,9 @@ def photo(path: Path, size: tuple[int, int], seed: int) -> Path:
 
 
 @pytest.fixture(scope="module")
-def segment(resnet50: hsnet.HSNet):
+def segment(predictor_resnet50: hsnet.HSNet):
     """The real model at a 64-pixel side, one support with a marked square."""
-    predictor = hsnet.Predictor(resnet50, device="cpu", image_size=64)
+    predictor = hsnet.Predictor(predictor_resnet50, device="cpu", image_size=64)
     support = Image.fromarray(np.random.default_rng(9).integers(0, 256, (64, 64, 3), dtype=np.uint8))
     mask = np.zeros((64, 64), bool)
     mask[16:48, 16:48] = True
@@ -137,11 +137,11 @@ def test_annotations_hold_one_category_and_one_annotation_per_photo(tmp_path: Pa
     assert len(document["images"]) == len(document["annotations"]) == 2
 
 
-def test_the_predictor_segmenter_labels_in_batches_like_single_predictions(resnet50: hsnet.HSNet,
-                                                                           tmp_path: Path) -> None:
+def test_the_predictor_segmenter_labels_in_batches_like_single_predictions(
+        predictor_resnet50: hsnet.HSNet, tmp_path: Path) -> None:
     from hsnet.serving import predictor_segmenter
 
-    predictor = hsnet.Predictor(resnet50, device="cpu", image_size=64)
+    predictor = hsnet.Predictor(predictor_resnet50, device="cpu", image_size=64)
     support = Image.fromarray(np.random.default_rng(9).integers(0, 256, (64, 64, 3), dtype=np.uint8))
     mask = np.zeros((64, 64), bool)
     mask[16:48, 16:48] = True

@@ -87,10 +87,10 @@ def test_a_click_maps_to_model_resolution_and_outside_points_are_refused() -> No
             probe.model_point(x, y)
 
 
-def test_a_click_on_a_kept_probe_gives_the_maps_of_the_full_prediction(resnet50) -> None:
+def test_a_click_on_a_kept_probe_gives_the_maps_of_the_full_prediction(predictor_resnet50) -> None:
     import hsnet
 
-    predictor = hsnet.Predictor(resnet50, device="cpu", image_size=64)
+    predictor = hsnet.Predictor(predictor_resnet50, device="cpu", image_size=64)
     rng = np.random.default_rng(4)
     query = Image.fromarray(rng.integers(0, 256, (90, 120, 3), dtype=np.uint8))
     support = Image.fromarray(rng.integers(0, 256, (70, 50, 3), dtype=np.uint8))
