@@ -21,19 +21,26 @@ runs as it is; another value builds the app's predictors at that size (the app h
 no setting for it), so that hundreds of requests fit in minutes on a 2-core CPU while
 every other code path is the app's.
 
+``--new-sessions`` sends every request from a new Gradio session (what each new visitor
+costs until their session expires), ``--query-size 6000x6600`` sends large photos that
+compress well, and ``--hostile`` then sends requests a visitor can make within the upload
+limit (40 brush layers, a 25 MB data: URL, a data: URL bomb) and checks each is refused
+without a memory spike. ``latency`` times one visitor's Segment, 1-shot and 5-shot.
+
 Results go to ``benchmarks/results/load.json`` and ``load.md``; the exit status is 1
-when any request failed, any answer was wrong, or memory in use grew beyond the
-tolerance.
+when any request failed, any answer was wrong, memory in use grew beyond the
+tolerance, or a hostile request was not refused within its budget.
 
     python benchmarks/load_test.py                            # 16 clients, 320 requests, 64 px
     python benchmarks/load_test.py --image-size 400 --requests 64
+    python benchmarks/load_test.py --new-sessions --query-size 6000x6600 --hostile --out benchmarks/results/load-soak
+    python benchmarks/load_test.py latency                    # 1-shot and 5-shot at 400 px
 """
 from __future__ import annotations
 
 import argparse
 import ctypes
 import ctypes.util
-import functools
 import json
 import os
 import platform
@@ -48,7 +55,7 @@ import threading
 import time
 import urllib.error
 import urllib.request
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from contextlib import contextmanager
 from dataclasses import asdict, dataclass, field
@@ -69,7 +76,7 @@ START_TIMEOUT = 180.0
 
 
 def serve(port: int, image_size: int) -> None:
-    """Run app.py's ``main`` in this process, with predictors built at ``image_size``.
+    """Run app.py's ``main`` in this process, with its model store building predictors at ``image_size``.
 
     SIGUSR1 makes the process return the heap memory it has freed to the system
     (glibc ``malloc_trim``), so that the load test can tell memory in use from memory
@@ -78,12 +85,12 @@ def serve(port: int, image_size: int) -> None:
     """
     sys.path.insert(0, str(ROOT))
     import app
-    from hsnet.predictor import Predictor
+    from hsnet.serving import ModelStore
 
     libc = ctypes.CDLL(ctypes.util.find_library("c"))
     signal.signal(signal.SIGUSR1, lambda *_: libc.malloc_trim(0))
     if image_size != APP_IMAGE_SIZE:
-        app.Predictor = functools.partial(Predictor, image_size=image_size)
+        app.STORE = ModelStore(app.STORE.default, image_size=image_size)
     app.main(["--port", str(port)])
 
 
@@ -188,11 +195,35 @@ class Inputs:
     mask: Path
 
 
-def make_inputs(folder: Path, distinct_queries: int = len(QUERY_SIZES)) -> Inputs:
-    """``distinct_queries`` noise photos cycling through QUERY_SIZES, and one support with a rectangle marked."""
+def large_photo(size: tuple[int, int], seed: int) -> Image.Image:
+    """A large photo that compresses well (smooth colour ramps with a small noisy patch that makes it unique).
+
+    Visitors' large photos are cheap to send and costly to hold: a 6000x6600 PNG of this kind is
+    about 0.1 MB on the wire and 119 MB decoded.
+    """
+    width, height = size
+    ramp_x = np.linspace(0, 255, width, dtype=np.float32)[None, :]
+    ramp_y = np.linspace(0, 255, height, dtype=np.float32)[:, None]
+    pixels = np.empty((height, width, 3), np.uint8)
+    pixels[..., 0] = ramp_x
+    pixels[..., 1] = ramp_y
+    pixels[..., 2] = (seed * 37) % 256
+    pixels[:32, :32] = np.random.default_rng(seed).integers(0, 256, (32, 32, 3), dtype=np.uint8)
+    return Image.fromarray(pixels)
+
+
+def make_inputs(folder: Path, distinct_queries: int = len(QUERY_SIZES),
+                large_size: tuple[int, int] | None = None) -> Inputs:
+    """``distinct_queries`` photos (noise cycling through QUERY_SIZES, or ``large_photo``s of ``large_size``),
+    and one support with a rectangle marked."""
     rng = np.random.default_rng(0)
     queries = []
     for i in range(distinct_queries):
+        if large_size is not None:
+            path = folder / f"query-{i}.png"
+            large_photo(large_size, i).save(path)
+            queries.append((path, large_size))
+            continue
         width, height = QUERY_SIZES[i % len(QUERY_SIZES)]
         path = folder / f"query-{i}.jpg"
         Image.fromarray(rng.integers(0, 256, (height, width, 3), dtype=np.uint8)).save(path, quality=90)
@@ -259,22 +290,34 @@ class Report:
     stopped_by_time: bool = False
     errors: list[str] = field(default_factory=list)
     machine: str = ""
+    new_sessions: bool = False  # every request from a new Gradio session, as visitors arrive
+    query_size: list[int] | None = None  # [width, height] of every query when large photos were sent
+    hostile: list[dict] = field(default_factory=list)  # see run_hostile
 
     @property
     def passed(self) -> bool:
-        return self.failed == 0 and self.wrong == 0 and self.rss_mb.get("in_use_growth", 0.0) <= self.rss_tolerance_mb
+        return (self.failed == 0 and self.wrong == 0 and self.rss_mb.get("in_use_growth", 0.0) <= self.rss_tolerance_mb
+                and all(case["passed"] for case in self.hostile))
 
 
 def run_load(server: Server, inputs: Inputs, weights: str, clients: int, requests: int, max_seconds: float,
-             downloads: Path, rss_tolerance_mb: float, image_size: int) -> Report:
-    """Warm up (one answered request per client), then ``requests`` more from ``clients`` threads; checks all."""
+             downloads: Path, rss_tolerance_mb: float, image_size: int, new_sessions: bool = False) -> Report:
+    """Warm up (one answered request per client), then ``requests`` more from ``clients`` threads; checks all.
+
+    With ``new_sessions`` every request comes from a new Gradio session (what each visitor costs the
+    server until their session expires), else each client keeps its session.
+    """
     connections = [connect(server.url, downloads) for _ in range(clients)]
+    sizes = {size for _, size in inputs.queries}
     report = Report(clients=clients, requested=requests, image_size=image_size, distinct_queries=len(inputs.queries),
-                    rss_tolerance_mb=rss_tolerance_mb,
+                    rss_tolerance_mb=rss_tolerance_mb, new_sessions=new_sessions,
+                    query_size=list(sizes.pop()) if len(sizes) == 1 else None,
                     machine=f"{platform.machine()}, {os.cpu_count()} CPU cores, {platform.python_version()}")
 
     def request(index: int, number: int, t0: float) -> Record:
         query, size = inputs.queries[number % len(inputs.queries)]
+        if new_sessions:
+            connections[index].reset_session()
         start = time.perf_counter()
         try:
             problem = check_answer(segment(connections[index], query, inputs.support, inputs.mask, weights), size)
@@ -342,6 +385,187 @@ def run_load(server: Server, inputs: Inputs, weights: str, clients: int, request
     return report
 
 
+# ------------------------------------------------------------------------------------------ latency
+
+
+def segment_shots(client, query: Path, supports: list[tuple[Path, Path]], weights: str) -> tuple:
+    """One /segment request with K supports, each with an uploaded mask."""
+    from gradio_client import handle_file
+
+    values = {}
+    for i, (image, mask) in enumerate(supports, start=1):
+        values[f"support_{i}"] = {"background": handle_file(str(image)), "layers": [], "composite": None}
+        values[f"mask_{i}"] = handle_file(str(mask))
+    return client.predict(query=handle_file(str(query)), weights=weights, rule="vote", api_name="/segment", **values)
+
+
+def run_latency(server: Server, weights: str, workdir: Path, shots: Sequence[int], repeats: int,
+                image_size: int) -> list[dict]:
+    """Seconds from sending Segment to holding every picture of the answer, for K supports, as one visitor.
+
+    Per K: the first request with new supports (their features are computed), then ``repeats``
+    requests with a new query photo each and the same supports (their features come from the cache).
+    The client uploads the query and supports and downloads the result pictures, as a browser does;
+    on 127.0.0.1 the transfers take milliseconds, so this is the page's wait less the drawing.
+    After each request the same prediction is timed in this process with the same weights
+    (``model_s``), so that the share of the model stays visible on a busy machine.
+    """
+    import hsnet
+
+    client = connect(server.url, workdir / "downloads")
+    predictor = hsnet.Predictor(hsnet.from_pretrained(weights), device="cpu", image_size=image_size)
+    rng = np.random.default_rng(3)
+    results = []
+    for k in shots:
+        supports = []
+        for i in range(k):
+            image, mask = workdir / f"support-{k}-{i}.jpg", workdir / f"mask-{k}-{i}.png"
+            Image.fromarray(rng.integers(0, 256, (375, 500, 3), dtype=np.uint8)).save(image, quality=90)
+            marked = np.zeros((375, 500), np.uint8)
+            marked[90 + 10 * i: 280, 120: 380 - 10 * i] = 255
+            Image.fromarray(marked).save(mask)
+            supports.append((image, mask))
+        seconds, model = [], []
+        predictor.clear_cache()
+        for r in range(repeats + 1):
+            query = workdir / f"query-{k}-{r}.jpg"
+            Image.fromarray(rng.integers(0, 256, (480, 640, 3), dtype=np.uint8)).save(query, quality=90)
+            start = time.perf_counter()
+            answer = segment_shots(client, query, supports, weights)
+            seconds.append(time.perf_counter() - start)
+            problem = check_answer(answer, (640, 480))
+            if problem:
+                raise RuntimeError(f"{k}-shot answer is wrong: {problem}")
+            start = time.perf_counter()
+            predictor.predict(query, [image for image, _ in supports], [mask for _, mask in supports])
+            model.append(time.perf_counter() - start)
+        cached = sorted(seconds[1:])
+        results.append({"shots": k, "new_supports_s": round(seconds[0], 3),
+                        "cached_supports_s": {"median": round(statistics.median(cached), 3),
+                                              "min": round(cached[0], 3), "max": round(cached[-1], 3)},
+                        "model_s": {"new_supports": round(model[0], 3),
+                                    "cached_supports_median": round(statistics.median(model[1:]), 3)},
+                        "repeats": repeats})
+    return results
+
+
+def latency_markdown(results: list[dict], command: str, machine: str) -> str:
+    """The latency results as the table docs/performance.md quotes."""
+    lines = [f"# App latency ({time.strftime('%Y-%m-%d')})", "", f"`{command}` on {machine}.", "",
+             "| supports | first request (new supports) | next requests (cached supports): median | min | max "
+             "| the model alone, in-process: new / cached supports |",
+             "|---|---|---|---|---|---|"]
+    for r in results:
+        c, m = r["cached_supports_s"], r["model_s"]
+        lines.append(f"| {r['shots']} | {r['new_supports_s']:.2f} s | {c['median']:.2f} s | {c['min']:.2f} s | "
+                     f"{c['max']:.2f} s | {m['new_supports']:.2f} s / {m['cached_supports_median']:.2f} s |")
+    return "\n".join([*lines, ""])
+
+
+# ------------------------------------------------------------------------------------------ hostile requests
+
+
+def _call_segment(url: str, values: dict[str, object], names: list[str], timeout: float = 300) -> tuple[int, str]:
+    """One raw /gradio_api/call/segment request with ``values`` by parameter name: (HTTP status, outcome text)."""
+    import httpx
+
+    data = [values.get(name) for name in names]
+    with httpx.Client(base_url=f"{url}gradio_api/", timeout=timeout) as http:
+        response = http.post("call/segment", json={"data": data})
+        if response.status_code != 200:
+            return response.status_code, response.text[:300]
+        event = response.json()["event_id"]
+        with http.stream("GET", f"call/segment/{event}") as stream:
+            kind = ""
+            for line in stream.iter_lines():
+                if line.startswith("event: "):
+                    kind = line[7:]
+                elif line.startswith("data: ") and kind in ("complete", "error"):
+                    return 200, f"{kind}: {line[6:300]}"
+    return 200, "no answer"
+
+
+def _peak_during(pid: int, action) -> tuple[object, float, float]:
+    """(what ``action()`` returned, resident MiB before it, peak resident MiB while it ran), sampled every 50 ms."""
+    before = rss_mb(pid)
+    peak = [before]
+    done = threading.Event()
+
+    def sample() -> None:
+        while not done.wait(0.05):
+            peak.append(rss_mb(pid))
+
+    sampler = threading.Thread(target=sample, daemon=True)
+    sampler.start()
+    try:
+        result = action()
+    finally:
+        done.set()
+        sampler.join()
+    return result, before, max(peak)
+
+
+def run_hostile(server: Server, inputs: Inputs, weights: str, downloads: Path, workdir: Path, layer_side: int,
+                peak_budget_mb: float) -> list[dict]:
+    """Hostile requests a visitor can send within the upload limit; each must be refused without a memory spike.
+
+    - 40 identical brush layers of a transparent ``layer_side`` square PNG (a few KB each on the wire);
+    - a 25 MB image sent as a data: URL inside the JSON body (past the 20 MB per-file upload cap);
+    - a data: URL of a 9000x9000 1-bit PNG (about 10 KB) whose pixels exceed the 40 megapixel limit.
+    A case passes when it is refused for its reason (the layer count, the request size, the pixel
+    limit), the server's resident memory rose less than ``peak_budget_mb`` while it ran, and an
+    ordinary request is answered right after it.
+    """
+    import base64
+
+    from gradio_client import handle_file
+    from gradio_client.exceptions import AppError
+
+    client = connect(server.url, downloads)
+    names = [p["parameter_name"] for p in client.view_api(print_info=False, return_format="dict")
+             ["named_endpoints"]["/segment"]["parameters"]]
+    Image.new("RGBA", (layer_side, layer_side)).save(workdir / "layer.png")
+    large_photo((layer_side, layer_side), 0).save(workdir / "layer-background.png")
+    noise = np.random.default_rng(1).integers(0, 256, (2950, 2950, 3), dtype=np.uint8)
+    Image.fromarray(noise).save(workdir / "25mb.png", compress_level=1)
+    Image.new("1", (9000, 9000)).save(workdir / "bomb.png")
+
+    def data_url(path: Path) -> dict:
+        return {"path": "data-url", "url": "data:image/png;base64," + base64.b64encode(path.read_bytes()).decode()}
+
+    def layers() -> str:
+        editor = {"background": handle_file(str(workdir / "layer-background.png")),
+                  "layers": [handle_file(str(workdir / "layer.png"))] * 40, "composite": None}
+        try:
+            client.reset_session()
+            client.predict(query=handle_file(str(inputs.queries[0][0])), weights=weights, rule="vote",
+                           support_1=editor, api_name="/segment")
+            return "answered"
+        except AppError as exc:
+            return f"refused: {exc}"
+
+    def posted(query: dict) -> str:
+        status, outcome = _call_segment(server.url, {"query": query, "weights": weights, "rule": "vote",
+                                                     "support_1": {"background": None, "layers": [], "composite": None}},
+                                        names)
+        return f"HTTP {status}: {outcome}" if status != 200 else outcome
+
+    cases = [("40 brush layers", layers, "brush layers; at most"),
+             (f"25 MB data: URL ({(workdir / '25mb.png').stat().st_size / 2**20:.0f} MB PNG)",
+              lambda: posted(data_url(workdir / "25mb.png")), "HTTP 413"),
+             ("data: URL of a 9000x9000 PNG", lambda: posted(data_url(workdir / "bomb.png")), "megapixel limit")]
+    results = []
+    for name, action, reason in cases:
+        outcome, before, peak = _peak_during(server.pid, action)
+        refused = reason in str(outcome)
+        query, size = inputs.queries[1]
+        still_serving = check_answer(segment(client, query, inputs.support, inputs.mask, weights), size) is None
+        results.append({"case": name, "expected": reason, "outcome": str(outcome)[:200], "rss_before_mb": round(before, 1),
+                        "rss_peak_mb": round(peak, 1), "peak_budget_mb": peak_budget_mb, "still_serving": still_serving,
+                        "passed": refused and peak - before <= peak_budget_mb and still_serving})
+    return results
+
+
 def _percentile(sorted_values: list[float], percent: float) -> float:
     """The nearest-rank percentile of already sorted values."""
     rank = max(1, int(np.ceil(percent / 100 * len(sorted_values))))
@@ -357,10 +581,10 @@ def markdown(report: Report) -> str:
     return "\n".join([
         f"# App load test ({time.strftime('%Y-%m-%d')})",
         "",
-        f"`python benchmarks/load_test.py --clients {report.clients} --requests {report.requested} "
-        f"--image-size {report.image_size}{' --same-queries' if report.distinct_queries == len(QUERY_SIZES) else ''}` "
-        f"on {report.machine}; the app on 127.0.0.1, one support with an uploaded mask (cached after the first "
-        f"request), {report.distinct_queries} distinct query photos of four sizes.",
+        f"`{command_line(report)}` on {report.machine}; the app on 127.0.0.1, one support with an uploaded mask "
+        f"(cached after the first request), {report.distinct_queries} distinct query photos "
+        + (f"of {report.query_size[0]}x{report.query_size[1]} pixels" if report.query_size else "of four sizes")
+        + (", every request from a new session." if report.new_sessions else ", each client keeping its session."),
         "",
         "| clients | requests answered | failed | wrong | wall | throughput | p50 | p95 | max |",
         "|---|---|---|---|---|---|---|---|---|",
@@ -376,10 +600,69 @@ def markdown(report: Report) -> str:
         f"{rss['halfway']:.0f} MiB halfway, {rss['end']:.0f} MiB at the end, {rss['peak']:.0f} MiB at its peak "
         f"({rss['growth']:+.0f} MiB: freed memory the allocator keeps for reuse).",
         "",
+        *(hostile_table(report.hostile) if report.hostile else []),
         f"Result: **{'pass' if report.passed else 'FAIL'}**" + (" (stopped by the time limit)" if report.stopped_by_time else ""),
         *(["", "Errors:", *[f"- {e}" for e in report.errors]] if report.errors else []),
         "",
     ])
+
+
+def command_line(report: Report) -> str:
+    """The command that reproduces ``report``."""
+    words = ["python benchmarks/load_test.py", f"--clients {report.clients}", f"--requests {report.requested}",
+             f"--image-size {report.image_size}"]
+    if report.distinct_queries == len(QUERY_SIZES) and not report.query_size:
+        words.append("--same-queries")
+    if report.new_sessions:
+        words.append("--new-sessions")
+    if report.query_size:
+        words.append(f"--query-size {report.query_size[0]}x{report.query_size[1]}")
+    if report.hostile:
+        words.append("--hostile")
+    words.append(f"--rss-tolerance-mb {report.rss_tolerance_mb:.0f}")
+    return " ".join(words)
+
+
+def hostile_table(cases: list[dict]) -> list[str]:
+    """Markdown lines for the hostile requests of ``run_hostile``."""
+    lines = ["Hostile requests (each followed by an ordinary request):", "",
+             "| request | outcome | resident before | peak while it ran | still serving | pass |", "|---|---|---|---|---|---|"]
+    for case in cases:
+        outcome = case["outcome"].replace("|", "/").replace("\n", " ")[:120]
+        lines.append(f"| {case['case']} | {outcome} | {case['rss_before_mb']:.0f} MiB | {case['rss_peak_mb']:.0f} MiB "
+                     f"(budget +{case['peak_budget_mb']:.0f}) | {'yes' if case['still_serving'] else 'NO'} | "
+                     f"{'yes' if case['passed'] else 'NO'} |")
+    return [*lines, ""]
+
+
+def size_argument(text: str) -> tuple[int, int]:
+    """``WIDTHxHEIGHT`` as a pair of ints (argparse type)."""
+    try:
+        width, height = (int(v) for v in text.lower().split("x"))
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r} is not WIDTHxHEIGHT, e.g. 6000x6600") from None
+    return width, height
+
+
+def latency(args: argparse.Namespace) -> int:
+    """The ``latency`` command: serve the app with a seeded checkpoint and time one visitor's requests."""
+    workdir = Path(tempfile.mkdtemp(prefix="hsnet-latency-"))
+    machine = f"{platform.machine()}, {os.cpu_count()} CPU cores, {platform.python_version()}, load average " \
+              f"{os.getloadavg()[0]:.1f} at the start"
+    command = f"python benchmarks/load_test.py latency --shots {' '.join(map(str, args.shots))} " \
+              f"--repeats {args.repeats} --image-size {args.image_size}"
+    try:
+        weights = make_checkpoint(workdir)
+        with app_server(weights, args.image_size, workdir) as server:
+            results = run_latency(server, str(weights), workdir, args.shots, args.repeats, args.image_size)
+    finally:
+        shutil.rmtree(workdir, ignore_errors=True)
+    args.out.parent.mkdir(parents=True, exist_ok=True)
+    args.out.with_suffix(".json").write_text(json.dumps({"command": command, "machine": machine, "image_size":
+                                                         args.image_size, "results": results}, indent=2) + "\n")
+    args.out.with_suffix(".md").write_text(latency_markdown(results, command, machine))
+    print(latency_markdown(results, command, machine))
+    return 0
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -388,6 +671,11 @@ def main(argv: list[str] | None = None) -> int:
     serve_parser = sub.add_parser("serve", help="(internal) run app.py with predictors at --image-size")
     serve_parser.add_argument("--port", type=int, required=True)
     serve_parser.add_argument("--image-size", type=int, required=True)
+    latency_parser = sub.add_parser("latency", help="time Segment to pictures for one visitor, 1-shot and 5-shot")
+    latency_parser.add_argument("--shots", type=int, nargs="+", default=[1, 5])
+    latency_parser.add_argument("--repeats", type=int, default=5, help="requests with cached supports per K")
+    latency_parser.add_argument("--image-size", type=int, default=APP_IMAGE_SIZE)
+    latency_parser.add_argument("--out", type=Path, default=RESULTS / "load-latency", help="writes OUT.json and OUT.md")
     parser.add_argument("--clients", type=int, default=16)
     parser.add_argument("--requests", type=int, default=320, help="requests after the warm-up (one per client)")
     parser.add_argument("--max-seconds", type=float, default=900.0, help="stop issuing requests after this long")
@@ -396,18 +684,33 @@ def main(argv: list[str] | None = None) -> int:
                         help="allowed growth of the server's memory in use from after the warm-up to the end")
     parser.add_argument("--same-queries", action="store_true",
                         help="cycle through 4 query photos instead of sending a new photo with every request")
+    parser.add_argument("--new-sessions", action="store_true",
+                        help="send every request from a new Gradio session, as new visitors do")
+    parser.add_argument("--query-size", type=size_argument, default=None,
+                        help="send large photos of WIDTHxHEIGHT (compressible PNGs) instead of the four small sizes")
+    parser.add_argument("--hostile", action="store_true",
+                        help="then send hostile requests (40 brush layers, a 25 MB data: URL, a data: URL bomb)")
+    parser.add_argument("--layer-side", type=int, default=3000, help="side of the transparent brush layers sent 40 times")
+    parser.add_argument("--peak-budget-mb", type=float, default=512.0,
+                        help="allowed rise of the server's resident memory while a hostile request runs")
     parser.add_argument("--out", type=Path, default=RESULTS / "load", help="writes OUT.json and OUT.md")
     args = parser.parse_args(argv)
     if args.command == "serve":
         serve(args.port, args.image_size)
         return 0
+    if args.command == "latency":
+        return latency(args)
     workdir = Path(tempfile.mkdtemp(prefix="hsnet-load-"))
     try:
         weights = make_checkpoint(workdir)
-        inputs = make_inputs(workdir, len(QUERY_SIZES) if args.same_queries else args.clients + args.requests)
+        inputs = make_inputs(workdir, len(QUERY_SIZES) if args.same_queries else args.clients + args.requests,
+                             args.query_size)
         with app_server(weights, args.image_size, workdir) as server:
             report = run_load(server, inputs, str(weights), args.clients, args.requests, args.max_seconds,
-                              workdir / "downloads", args.rss_tolerance_mb, args.image_size)
+                              workdir / "downloads", args.rss_tolerance_mb, args.image_size, args.new_sessions)
+            if args.hostile:
+                report.hostile = run_hostile(server, inputs, str(weights), workdir / "downloads", workdir,
+                                             args.layer_side, args.peak_budget_mb)
         if not report.passed:
             print("the app's log ends with:\n" + "\n".join(server.log.read_text(errors="replace").splitlines()[-60:]),
                   file=sys.stderr)

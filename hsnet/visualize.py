@@ -1,22 +1,106 @@
-"""Pictures of predictions: mask overlays, correlation heatmaps over an image, and labelled grids of them."""
+"""Pictures of predictions: mask overlays, heatmaps on one shared colour scale with its colourbar, point markers.
+
+Every heatmap of one view is drawn through one ``ColourScale`` so that equal colours
+mean equal values across its pictures, and the view shows that scale's colourbar with
+the range it maps. Nothing here assumes a particular model's value range: a scale is
+either fixed (probabilities, vote shares) or taken from the values shown (``shared_scale``).
+"""
 from __future__ import annotations
 
-from collections.abc import Sequence
-from typing import Protocol
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass
 
 import numpy as np
 from matplotlib import colormaps
 from PIL import Image, ImageDraw, ImageFont
 
 MASK_COLOR = (255, 64, 64)
+MARKER_COLOR = (0, 200, 255)
+TEXT_COLOR = (33, 37, 41)  # on white: 16:1 contrast
+BACKGROUND = (255, 255, 255)
 
 
-class LayerMapLike(Protocol):
-    """A named map of one backbone layer (``hsnet.predictor.LayerMap`` is one)."""
+@dataclass(frozen=True)
+class ColourScale:
+    """Values ``vmin``..``vmax`` mapped through the matplotlib colormap ``cmap``; ``label`` says what they are."""
 
-    name: str
-    level: int
-    values: np.ndarray
+    vmin: float
+    vmax: float
+    label: str
+    cmap: str = "inferno"
+
+    def colorize(self, values: np.ndarray) -> Image.Image:
+        """``values`` as an RGB picture (values outside the range take the end colours)."""
+        scaled = np.clip((np.asarray(values, dtype=np.float32) - self.vmin) / max(self.vmax - self.vmin, 1e-8), 0, 1)
+        rgb = colormaps[self.cmap](scaled)[..., :3]
+        return Image.fromarray((rgb * 255).round().astype(np.uint8))
+
+    @property
+    def range_text(self) -> str:
+        """The mapped range as people read it, e.g. ``0.00 (dark) to 0.87 (bright)``."""
+        return f"{self.vmin:.2f} (dark) to {self.vmax:.2f} (bright)"
+
+
+def shared_scale(maps: Iterable[np.ndarray], label: str, cmap: str = "inferno") -> ColourScale:
+    """One scale for all ``maps``, from their smallest to their largest value: equal colours mean equal values
+    across the view, and the full colour range is used whatever range the model's values span."""
+    values = [m for m in maps if np.size(m)]
+    if not values:
+        return ColourScale(0.0, 1.0, label, cmap)
+    low, high = min(float(np.min(m)) for m in values), max(float(np.max(m)) for m in values)
+    return ColourScale(low, high if high > low else low + 1e-3, label, cmap)
+
+
+def _font(size: int) -> ImageFont.ImageFont | ImageFont.FreeTypeFont:
+    return ImageFont.load_default(size=size)
+
+
+def colourbar(scale: ColourScale, width: int = 360, ticks: int = 5) -> Image.Image:
+    """A horizontal colourbar with tick values and the scale's label, on white; its text grows with ``width``,
+    so that it stays readable when a wide picture is shown small (a phone)."""
+    font_size = max(14, round(width / 30))
+    pad, bar_height = font_size // 2 + 4, font_size
+    font = _font(font_size)
+    height = pad + font_size + 6 + bar_height + 4 + font_size + pad
+    out = Image.new("RGB", (width, height), BACKGROUND)
+    draw = ImageDraw.Draw(out)
+    draw.text((pad, pad), scale.label, fill=TEXT_COLOR, font=font)
+    top = pad + font_size + 6
+    ramp = np.linspace(scale.vmin, scale.vmax, width - 2 * pad, dtype=np.float32)[None].repeat(bar_height, axis=0)
+    out.paste(scale.colorize(ramp), (pad, top))
+    draw.rectangle((pad - 1, top - 1, width - pad, top + bar_height), outline=TEXT_COLOR)
+    for i in range(ticks):
+        value = scale.vmin + (scale.vmax - scale.vmin) * i / (ticks - 1)
+        x = pad + round((width - 2 * pad - 1) * i / (ticks - 1))
+        text = f"{value:.2f}"
+        text_w = draw.textlength(text, font=font)
+        draw.line((x, top + bar_height, x, top + bar_height + 3), fill=TEXT_COLOR)
+        draw.text((min(max(x - text_w / 2, 0), width - text_w), top + bar_height + 4), text, fill=TEXT_COLOR, font=font)
+    return out
+
+
+def heatmap(values: np.ndarray, size: tuple[int, int], scale: ColourScale, photo: Image.Image | None = None,
+            alpha: float = 0.65) -> Image.Image:
+    """``values`` (any resolution) stretched to ``size`` and coloured by ``scale``; blended over ``photo`` if given.
+
+    The values are resized before they are coloured, so the cost is that of ``size``,
+    not of the map's or the photo's resolution.
+    """
+    resized = np.asarray(Image.fromarray(np.asarray(values, dtype=np.float32), mode="F").resize(size, Image.BILINEAR))
+    heat = scale.colorize(resized)
+    if photo is None:
+        return heat
+    base = photo.convert("RGB")
+    return Image.blend(base.resize(size, Image.BILINEAR) if base.size != size else base, heat, alpha)
+
+
+def with_colourbar(image: Image.Image, scale: ColourScale) -> Image.Image:
+    """``image`` with ``scale``'s colourbar below it, as wide as the image (at least 240 px)."""
+    bar = colourbar(scale, width=max(image.width, 240))
+    out = Image.new("RGB", (max(image.width, bar.width), image.height + bar.height), BACKGROUND)
+    out.paste(image.convert("RGB"), (0, 0))
+    out.paste(bar, (0, image.height))
+    return out
 
 
 def overlay_mask(image: Image.Image, mask: np.ndarray, color: tuple[int, int, int] = MASK_COLOR,
@@ -37,39 +121,39 @@ def _eroded(mask: np.ndarray) -> np.ndarray:
     return (padded[1:-1, 1:-1] & padded[:-2, 1:-1] & padded[2:, 1:-1] & padded[1:-1, :-2] & padded[1:-1, 2:])
 
 
-def colorize(values: np.ndarray, cmap: str = "inferno", vmin: float = 0.0, vmax: float = 1.0) -> Image.Image:
-    """A float map as an RGB picture through a matplotlib colormap."""
-    scaled = np.clip((values - vmin) / max(vmax - vmin, 1e-8), 0, 1)
-    rgb = colormaps[cmap](scaled)[..., :3]
-    return Image.fromarray((rgb * 255).round().astype(np.uint8))
-
-
-def heatmap_over(image: Image.Image, values: np.ndarray, alpha: float = 0.6, cmap: str = "inferno") -> Image.Image:
-    """A correlation map (any resolution, values in [0, 1]) stretched over ``image`` and blended."""
-    heat = colorize(values, cmap).resize(image.size, Image.BILINEAR)
-    return Image.blend(image.convert("RGB"), heat, alpha)
-
-
 def mask_image(mask: np.ndarray) -> Image.Image:
     """A boolean mask as a 0/255 grayscale PNG-ready image."""
     return Image.fromarray(mask.astype(np.uint8) * 255, mode="L")
 
 
+def resized_mask(mask: np.ndarray, size: tuple[int, int]) -> np.ndarray:
+    """A boolean mask resized (nearest) to ``size`` (width, height)."""
+    return np.asarray(mask_image(mask).resize(size, Image.NEAREST)) > 0
+
+
 # What each pyramid level of the hypercorrelation sees, for labels in the app (deepest first).
-LEVEL_NOTES = {4: "deepest: object parts and semantics", 3: "middle: shapes and parts", 2: "shallowest: edges and texture"}
-GRID_BACKGROUND = (255, 255, 255)
-GRID_TEXT = (33, 37, 41)
+LEVEL_NOTES = {4: "deepest: object parts and meaning", 3: "middle: shapes and parts",
+               2: "shallowest: edges and texture"}
 
 
-def fit(image: Image.Image, max_side: int) -> Image.Image:
-    """A copy of ``image`` scaled down (never up) so that its longer side is at most ``max_side``."""
-    scale = min(1.0, max_side / max(image.size))
-    size = (max(1, round(image.width * scale)), max(1, round(image.height * scale)))
-    return image.convert("RGB").resize(size, Image.BILINEAR) if size != image.size else image.convert("RGB")
+def display_size(size: tuple[int, int], max_side: int, min_side: int = 0) -> tuple[int, int]:
+    """``size`` scaled so its longer side is at most ``max_side`` and, for small images, at least ``min_side``."""
+    longest = max(size)
+    scale = min(1.0, max_side / longest) if longest > min_side else min_side / longest
+    return max(1, round(size[0] * scale)), max(1, round(size[1] * scale))
+
+
+def fit(image: Image.Image, max_side: int, min_side: int = 0) -> Image.Image:
+    """``image`` in RGB resized once to ``display_size`` (small ones enlarged smoothly, large ones reduced)."""
+    size = display_size(image.size, max_side, min_side)
+    rgb = image.convert("RGB")
+    if size == image.size:
+        return rgb
+    return rgb.resize(size, Image.BICUBIC if size[0] > image.width else Image.BILINEAR, reducing_gap=3.0)
 
 
 def level_title(level: int, count: int | None = None) -> str:
-    """A heading for one pyramid level, e.g. ``Level 4 (deepest: object parts and semantics), 3 layers``."""
+    """A heading for one pyramid level, e.g. ``Level 4 (deepest: object parts and meaning), 3 layers``."""
     note = LEVEL_NOTES.get(level)
     layers = "" if count is None else f", {count} layer{'s' if count != 1 else ''}"
     return f"Level {level}" + (f" ({note})" if note else "") + layers
@@ -95,58 +179,15 @@ def layers_mask(layers: Sequence[Image.Image | np.ndarray]) -> np.ndarray | None
     return union
 
 
-def mark_point(image: Image.Image, x: float, y: float, color: tuple[int, int, int] = (0, 200, 255)) -> Image.Image:
-    """A copy of ``image`` with a ring and cross hair at (x, y), sized to the image, to show a clicked point."""
+def mark_point(image: Image.Image, x: float, y: float, color: tuple[int, int, int] = MARKER_COLOR) -> Image.Image:
+    """A copy of ``image`` with a ring and cross hair at (x, y), sized to the image, outlined to show on any photo."""
     out = image.convert("RGB")
     draw = ImageDraw.Draw(out)
-    radius = max(4, round(min(out.size) / 40))
+    radius = max(6, round(min(out.size) / 30))
     width = max(2, radius // 3)
-    draw.ellipse((x - radius, y - radius, x + radius, y + radius), outline=color, width=width)
-    draw.line((x - 2 * radius, y, x - radius, y), fill=color, width=width)
-    draw.line((x + radius, y, x + 2 * radius, y), fill=color, width=width)
-    draw.line((x, y - 2 * radius, x, y - radius), fill=color, width=width)
-    draw.line((x, y + radius, x, y + 2 * radius), fill=color, width=width)
-    return out
-
-
-def _font(size: int) -> ImageFont.ImageFont | ImageFont.FreeTypeFont:
-    return ImageFont.load_default(size=size)
-
-
-def layer_grid(image: Image.Image, layer_maps: Sequence[LayerMapLike], title: str | None = None, tile: int = 150,
-               columns: int = 6, cmap: str = "inferno") -> Image.Image:
-    """One picture of per-layer maps over ``image``: a titled section per pyramid level, each map labelled.
-
-    ``layer_maps`` are objects with ``name``, ``level`` and ``values`` (like
-    ``hsnet.predictor.LayerMap``), in the order to draw; values in [0, 1] at any
-    resolution. Sections wrap after ``columns`` maps.
-    """
-    small = fit(image, tile)
-    levels: dict[int, list[LayerMapLike]] = {}
-    for layer in layer_maps:
-        levels.setdefault(layer.level, []).append(layer)
-    pad, label_h, heading_h = 8, 20, 26
-    title_h = 30 if title else 0
-    cell_w, cell_h = small.width + pad, small.height + label_h
-    ncols = max(1, min(columns, max((len(v) for v in levels.values()), default=1)))
-    rows = [(level, maps[i:i + ncols]) for level, maps in levels.items() for i in range(0, len(maps), ncols)]
-    height = title_h + pad + sum(cell_h for _ in rows) + heading_h * len(levels) + pad
-    width = max(pad + ncols * cell_w, 360)
-    out = Image.new("RGB", (width, height), GRID_BACKGROUND)
-    draw = ImageDraw.Draw(out)
-    y = pad
-    if title:
-        draw.text((pad, y), title, fill=GRID_TEXT, font=_font(18))
-        y += title_h
-    seen: set[int] = set()
-    for level, row in rows:
-        if level not in seen:
-            seen.add(level)
-            draw.text((pad, y + 4), level_title(level, len(levels[level])), fill=GRID_TEXT, font=_font(15))
-            y += heading_h
-        for col, layer in enumerate(row):
-            x = pad + col * cell_w
-            out.paste(heatmap_over(small, layer.values, cmap=cmap), (x, y))
-            draw.text((x, y + small.height + 2), layer.name, fill=GRID_TEXT, font=_font(13))
-        y += cell_h
+    for stroke, colour in ((width + 2, (0, 0, 0)), (width, color)):  # a dark outline under the coloured marker
+        draw.ellipse((x - radius, y - radius, x + radius, y + radius), outline=colour, width=stroke)
+        for dx, dy in ((-1, 0), (1, 0), (0, -1), (0, 1)):
+            draw.line((x + dx * radius, y + dy * radius, x + dx * 2 * radius, y + dy * 2 * radius), fill=colour,
+                      width=stroke)
     return out

@@ -1,7 +1,14 @@
-"""The Gradio app as a client sees it: app.py served on 127.0.0.1, driven through gradio_client."""
+"""The Gradio app: its pictures and page logic in-process, and app.py served on 127.0.0.1 through gradio_client."""
 from __future__ import annotations
 
+import os
+import re
+import subprocess
+import sys
+import time
+from dataclasses import fields
 from pathlib import Path
+from types import SimpleNamespace
 
 import numpy as np
 import pytest
@@ -9,17 +16,177 @@ from gradio_client import Client, handle_file
 from gradio_client.exceptions import AppError
 from PIL import Image
 
-from app_fixtures import Served, app_checkpoint, app_server, serve_app  # noqa: F401  (fixtures)
+from hsnet.errors import InputError
+from hsnet.predictor import LayerMap
+from hsnet.serving import LoadState, MaskFiles
+from hsnet.visualize import ColourScale, colourbar, display_size, fit, heatmap, shared_scale, with_colourbar
 
+pytest_plugins = ["app_fixtures"]
 pytestmark = pytest.mark.timeout(300)
 
 QUERY_SIZE = (333, 250)  # odd sizes: the mask must come back at exactly this size
 SUPPORT_SIZE = (220, 160)
 LEVEL_SIZES_RESNET50 = (3, 6, 4)  # layers in pyramid levels 4, 3, 2
+RESNET50_LAYERS = [f"layer{stage}.{block}" for stage, blocks in ((4, 3), (3, 6), (2, 4)) for block in range(blocks)]
 
 
 @pytest.fixture(scope="module")
-def client(app_server: Served, app_checkpoint: Path) -> Client:
+def app(monkeypatch_module: pytest.MonkeyPatch):
+    """app.py imported in this process (importing it lowers Pillow's pixel limit; put back afterwards)."""
+    monkeypatch_module.setattr(Image, "MAX_IMAGE_PIXELS", Image.MAX_IMAGE_PIXELS)
+    import app
+
+    return app
+
+
+@pytest.fixture(scope="module")
+def monkeypatch_module():
+    with pytest.MonkeyPatch.context() as patch:
+        yield patch
+
+
+def fake_prediction(size: tuple[int, int], shots: int = 1, seed: int = 0) -> SimpleNamespace:
+    """What ``answer`` reads of a Prediction: the full-size mask, the rest at model resolution."""
+    rng = np.random.default_rng(seed)
+    width, height = size
+    mask = np.zeros((height, width), bool)
+    mask[height // 4: height // 2, width // 4: width // 2] = True
+    maps = [LayerMap(name, int(name[5]), rng.uniform(0.2, 0.7, (13, 13)).astype(np.float32))
+            for name in RESNET50_LAYERS]
+    return SimpleNamespace(mask=mask, shot_probabilities=rng.random((shots, 50, 50), dtype=np.float32),
+                           layer_maps=maps, timings={"backbone": 0.1, "total": 0.2}, device="cpu",
+                           support_cache_hit=False, size=size)
+
+
+def request_for(app, query: Image.Image, shots: int = 1):
+    support = Image.new("RGB", (64, 48), (90, 120, 30))
+    return app.SegmentRequest(query, "query", "weights", "weights", "vote", [support] * shots,
+                              [np.ones((48, 64), bool)] * shots)
+
+
+# ------------------------------------------------------------------------------------------ pictures
+
+
+@pytest.mark.parametrize("low,high", [(0.0, 1.0), (0.7, 0.99), (-0.2, 0.05), (3.0, 40.0)])
+def test_one_scale_per_view_spans_the_values_shown_whatever_their_range(low: float, high: float) -> None:
+    maps = [np.linspace(low, (low + high) / 2, 20).reshape(4, 5), np.full((3, 3), high, np.float32)]
+    scale = shared_scale(maps, "correlation")
+    assert (scale.vmin, scale.vmax) == pytest.approx((low, high))
+    ends = np.asarray(scale.colorize(np.array([[low, high]])))
+    assert ends[0, 0].sum() < ends[0, 1].sum()  # dark for the smallest value, bright for the largest
+    assert f"{low:.2f} (dark)" in scale.range_text and f"{high:.2f} (bright)" in scale.range_text
+    flat = shared_scale([np.full((2, 2), 0.5)], "flat")
+    assert flat.vmax > flat.vmin  # a constant view still gets a usable scale
+
+
+def test_a_colourbar_shows_its_label_and_is_as_wide_as_its_picture() -> None:
+    scale = ColourScale(0.0, 1.0, "Foreground probability")
+    bar = colourbar(scale, width=300)
+    assert bar.width == 300 and 40 < bar.height < 80
+    assert colourbar(scale, width=1200).height > 2 * bar.height  # text that stays readable when shown small
+    picture = with_colourbar(Image.new("RGB", (500, 200)), scale)
+    assert picture.size == (500, 200 + colourbar(scale, width=500).height)
+
+
+@pytest.mark.parametrize("size", [(20, 20), (125, 74), (333, 250), (4000, 3000), (6000, 600)])
+def test_pictures_are_enlarged_when_small_and_reduced_when_large(size: tuple[int, int]) -> None:
+    shown = display_size(size, 1024, 512)
+    assert 512 <= max(shown) <= 1024
+    assert abs(shown[0] / shown[1] - size[0] / size[1]) < 0.05 * size[0] / size[1] + 1 / min(shown)
+    assert fit(Image.new("RGB", size), 1024, 512).size == shown
+
+
+def test_a_heatmap_is_drawn_at_the_size_asked_alone_or_over_the_photo() -> None:
+    scale = ColourScale(0.0, 1.0, "x")
+    values = np.random.default_rng(0).random((13, 17), dtype=np.float32)
+    photo = Image.new("RGB", (170, 130), (0, 255, 0))
+    alone, over = heatmap(values, (170, 130), scale), heatmap(values, (170, 130), scale, photo)
+    assert alone.size == over.size == (170, 130)
+    assert np.asarray(over)[..., 1].mean() > np.asarray(alone)[..., 1].mean()  # the green photo shows through
+
+
+# ------------------------------------------------------------------------------------------ page logic
+
+
+@pytest.mark.parametrize("size,shots", [((20, 20), 1), ((125, 74), 2), ((640, 480), 5)])
+def test_every_output_is_drawn_and_named(app, size: tuple[int, int], shots: int, tmp_path: Path) -> None:
+    query = Image.new("RGB", size, (128, 64, 32))
+    result, state = app.answer(request_for(app, query, shots), fake_prediction(size, shots), app.OVER_PHOTO,
+                               MaskFiles(tmp_path), "session")
+    outputs = app.astuple_shallow(result)
+    assert len(outputs) == len(app.OUTPUT_LABELS) == 10
+    assert list(app.OUTPUT_LABELS) == [f.name for f in fields(app.SegmentAnswer)]  # labels and answer agree
+    assert max(result.result.size) >= app.MIN_DISPLAY_SIDE  # small queries enlarged for display and clicking
+    assert state.scale == pytest.approx(result.result.width / size[0])
+    assert tuple(len(level) for level in (result.level_4, result.level_3, result.level_2)) == LEVEL_SIZES_RESNET50
+    assert [caption for _, caption in result.level_4 + result.level_3 + result.level_2] == RESNET50_LAYERS
+    with Image.open(result.mask_png) as mask:
+        assert mask.size == size
+    assert len(result.support_predictions) == (shots if shots > 1 else 0)
+    assert (result.vote_map is None) == (shots == 1)
+    assert all(caption.startswith(f"Support {i} alone: ") for i, (_, caption) in
+               enumerate(result.support_predictions, start=1))
+
+
+def test_a_large_query_costs_little_beyond_the_model_work(app, tmp_path: Path) -> None:
+    size = (4000, 3000)
+    query = Image.new("RGB", size, (128, 64, 32))
+    request, prediction = request_for(app, query), fake_prediction(size)
+    start = time.perf_counter()
+    result, _ = app.answer(request, prediction, app.OVER_PHOTO, MaskFiles(tmp_path), "session")
+    drawing = time.perf_counter() - start
+    assert max(result.result.size) == app.DISPLAY_SIDE
+    assert drawing < 2.5, f"drawing the pictures of a 12-megapixel query took {drawing:.1f} s"
+
+
+def test_the_probe_shows_every_layer_of_every_support_with_alt_text_and_one_scale(app, tmp_path: Path) -> None:
+    size = (300, 200)
+    _, state = app.answer(request_for(app, Image.new("RGB", size), 3), fake_prediction(size, 3), app.ALONE,
+                          MaskFiles(tmp_path), "session")
+    assert app.probe_html(state, app.ALONE) == app.PROBE_EMPTY
+    rng = np.random.default_rng(1)
+    state.point = (150.0, 80.0)
+    state.probe = [[LayerMap(m.name, m.level, rng.random((6, 8), dtype=np.float32)) for m in state.layer_maps]
+                   for _ in range(3)]
+    page = app.probe_html(state, app.OVER_PHOTO)
+    captions = re.findall(r"<figcaption>([^<]*)</figcaption>", page)
+    assert captions[:2] == ["The clicked point", "Colour scale of every probe map"]
+    assert captions[2:] == RESNET50_LAYERS * 3
+    assert page.count("<img ") == 2 + 3 * 13 and len(re.findall(r"alt='[^']{10,}'", page)) == page.count("<img ")
+    assert "(150, 80)" in page and page.count("Colour scale: ") == 1
+
+
+def test_visitors_see_weight_names_never_server_paths(app, tmp_path: Path) -> None:
+    local = str(tmp_path / "secret-folder" / "best_model.pt")
+    menu = app.WeightsMenu.build(local)
+    assert "best_model.pt" in menu.default and menu.source(menu.default) == local
+    assert menu.shown(local) == menu.default  # the operator's own value is accepted by API clients too
+    assert all("secret-folder" not in label and "secret-folder" not in name for label, name in menu.choices())
+    with pytest.raises(InputError, match="unknown weights") as refused:
+        menu.source("/etc/passwd")  # a visitor cannot make the server load a file of its choosing
+    assert "/etc" not in str(refused.value)
+
+
+@pytest.mark.parametrize("state,css,words", [
+    (LoadState("pascal-resnet50-fold0", "loading", "Loading weights pascal-resnet50-fold0: downloading (40%)", 0.4,
+               0.0), "hs-wait", "value='0.40'"),
+    (LoadState("pascal-resnet50-fold0", "loading", "Loading weights pascal-resnet50-fold0: starting"), "hs-wait",
+     "<progress aria-label"),
+    (LoadState("x", "ready", "Weights x are loaded."), "hs-ok", "are loaded"),
+    (LoadState("x", "failed", "Weights x could not be loaded; the next request tries again."), "hs-missing",
+     "choose other weights"),
+])
+def test_the_banner_shows_loading_with_progress_ready_and_failed(app, state, css: str, words: str) -> None:
+    banner = app.banner_html(state)
+    assert css in banner and words in banner and state.message in banner
+    assert ("role='alert'" in banner) == (state.status == "failed")
+
+
+# ------------------------------------------------------------------------------------------ the served app
+
+
+@pytest.fixture(scope="module")
+def client(app_server, app_checkpoint: Path) -> Client:
     """A client of the served app; ``client.weights`` is the checkpoint the app was started with."""
     client = Client(app_server.url, verbose=False)
     client.weights = str(app_checkpoint)
@@ -34,7 +201,8 @@ def files(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
     paths = {name: folder / name for name in ("query.jpg", "support.png", "layer.png", "mask.png", "empty.png",
                                               "notes.png")}
     Image.fromarray(rng.integers(0, 256, (QUERY_SIZE[1], QUERY_SIZE[0], 3), dtype=np.uint8)).save(paths["query.jpg"])
-    Image.fromarray(rng.integers(0, 256, (SUPPORT_SIZE[1], SUPPORT_SIZE[0], 3), dtype=np.uint8)).save(paths["support.png"])
+    support = rng.integers(0, 256, (SUPPORT_SIZE[1], SUPPORT_SIZE[0], 3), dtype=np.uint8)
+    Image.fromarray(support).save(paths["support.png"])
     layer = np.zeros((SUPPORT_SIZE[1], SUPPORT_SIZE[0], 4), dtype=np.uint8)
     layer[40:120, 50:170] = (255, 64, 64, 180)  # a brush stroke: colour with alpha on a transparent layer
     Image.fromarray(layer).save(paths["layer.png"])
@@ -50,63 +218,78 @@ def editor(background: Path, *layers: Path) -> dict:
             "composite": None}
 
 
-def segment(client: Client, query: Path, support: dict, mask: Path | None = None) -> tuple:
-    return client.predict(query=handle_file(str(query)), weights=client.weights, rule="vote",
-                          support_1=support, mask_1=handle_file(str(mask)) if mask else None, api_name="/segment")
+def segment(client: Client, query: Path, support: dict, mask: Path | None = None, **more) -> dict:
+    """One /segment request; the answer by output name (docs/app.md)."""
+    import app
+
+    values = client.predict(query=handle_file(str(query)), weights=client.weights, rule="vote", support_1=support,
+                            mask_1=handle_file(str(mask)) if mask else None, api_name="/segment", **more)
+    return dict(zip(app.OUTPUT_LABELS, values, strict=True))
 
 
+@pytest.mark.slow
+def test_the_segment_api_keeps_its_parameter_names_and_names_every_output(client: Client) -> None:
+    import app
+
+    endpoint = client.view_api(return_format="dict", print_info=False)["named_endpoints"]["/segment"]
+    parameters = [p["parameter_name"] for p in endpoint["parameters"]]
+    assert parameters[:13] == ["query", "weights", "rule", *(f"support_{i}" for i in range(1, 6)),
+                               *(f"mask_{i}" for i in range(1, 6))]
+    labels = [r["label"] for r in endpoint["returns"]]
+    assert labels == list(app.OUTPUT_LABELS.values())  # every output named, in the documented order
+    documented = (Path(app.__file__).parent / "docs" / "app.md").read_text(encoding="utf-8")
+    assert all(f"`{name}`" in documented for name in app.OUTPUT_LABELS)
+
+
+@pytest.mark.slow
 def test_segment_returns_the_mask_at_the_query_size_and_one_heatmap_per_layer(client: Client, files: dict) -> None:
-    result = segment(client, files["query"], editor(files["support"], files["layer"]))
-    overlay, probability, mask_file, summary, level4, level3, level2, shots, vote = result[:9]
-    with Image.open(mask_file) as mask:
+    answer = segment(client, files["query"], editor(files["support"], files["layer"]))
+    with Image.open(answer["mask_png"]) as mask:
         assert mask.size == QUERY_SIZE
         assert set(np.unique(np.asarray(mask.convert("L")))) <= {0, 255}
-    assert tuple(len(level) for level in (level4, level3, level2)) == LEVEL_SIZES_RESNET50
-    assert sum(len(level) for level in (level4, level3, level2)) == 13
-    assert [item["caption"] for item in level4] == ["layer4.0", "layer4.1", "layer4.2"]
-    assert all(Path(item["image"]).is_file() for item in level4 + level3 + level2)
-    assert Path(overlay).is_file() and Path(probability).is_file()
-    assert "on cpu" in summary and "1-shot" in summary
-    assert shots == [] and vote is None  # one support: no votes to show
+    levels = [answer[f"level_{level}"] for level in (4, 3, 2)]
+    assert tuple(len(level) for level in levels) == LEVEL_SIZES_RESNET50
+    assert [item["caption"] for level in levels for item in level] == RESNET50_LAYERS
+    assert all(Path(item["image"]).is_file() for level in levels for item in level)
+    assert all(Path(answer[name]).is_file() for name in ("result", "probability", "layer_scale"))
+    assert "on cpu" in answer["summary"] and "1-shot" in answer["summary"]
+    assert answer["support_predictions"] == [] and answer["vote_map"] is None  # one support: no votes to show
 
 
-def test_an_uploaded_mask_works_like_a_painted_one(client: Client, files: dict) -> None:
-    result = segment(client, files["query"], editor(files["support"]), mask=files["mask"])
-    with Image.open(result[2]) as mask:
-        assert mask.size == QUERY_SIZE
+@pytest.mark.slow
+def test_two_supports_give_each_ones_prediction_and_the_vote_map(client: Client, files: dict) -> None:
+    answer = segment(client, files["query"], editor(files["support"], files["layer"]),
+                     support_2=editor(files["support"]), mask_2=handle_file(str(files["mask"])))
+    assert [item["caption"].split(":")[0] for item in answer["support_predictions"]] == ["Support 1 alone",
+                                                                                         "Support 2 alone"]
+    assert Path(answer["vote_map"]).is_file() and "2-shot" in answer["summary"]
 
 
-def test_bad_uploads_get_a_readable_message_and_the_app_keeps_serving(client: Client, files: dict) -> None:
+@pytest.mark.slow
+def test_bad_inputs_get_a_readable_message_and_the_app_keeps_serving(client: Client, files: dict) -> None:
     cases = [  # (query, support 1, what the message says): a text file as query, as support, an empty brush
         # layer, no mask at all
-        (files["notes"], editor(files["support"], files["layer"]), "query image: the file is not an image"),
-        (files["query"], editor(files["notes"]), "support 1 image: the file is not an image"),
+        (files["notes"], editor(files["support"], files["layer"]), "query image.* not an image that can be read"),
+        (files["query"], editor(files["notes"]), "support 1 image.* not an image that can be read"),
         (files["query"], editor(files["support"], files["empty"]), "marks no pixels"),
         (files["query"], editor(files["support"]), "support 1 has no mask"),
     ]
     for query, support, message in cases:
         with pytest.raises(AppError, match=message):
             segment(client, query, support)
+    with pytest.raises(AppError, match="unknown weights"):
+        client.predict(query=handle_file(str(files["query"])), weights="/etc/hostname", rule="vote",
+                       support_1=editor(files["support"], files["layer"]), api_name="/segment")
     good = segment(client, files["query"], editor(files["support"], files["layer"]))
-    with Image.open(good[2]) as mask:
+    with Image.open(good["mask_png"]) as mask:
         assert mask.size == QUERY_SIZE
 
 
-def test_downloadable_masks_do_not_pile_up(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
-    import os
-    import time
-
-    monkeypatch.setattr(Image, "MAX_IMAGE_PIXELS", Image.MAX_IMAGE_PIXELS)  # importing app lowers it
-    import app
-
-    monkeypatch.setattr(app, "MASK_DIR", tmp_path)
-    first = app.save_mask_file(np.eye(5, 7, dtype=bool), "query_mask.png")
-    assert first.name == "query_mask.png" and Image.open(first).size == (7, 5)
-    expired = time.time() - app.MASK_FILE_LIFETIME_S - 1
-    os.utime(first.parent, (expired, expired))
-    second = app.save_mask_file(np.eye(5, 7, dtype=bool), "query_mask.png")
-    assert second.exists() and not first.parent.exists()
-    assert list(tmp_path.iterdir()) == [second.parent]
+@pytest.mark.slow
+def test_an_uploaded_mask_works_like_a_painted_one(client: Client, files: dict) -> None:
+    answer = segment(client, files["query"], editor(files["support"]), mask=files["mask"])
+    with Image.open(answer["mask_png"]) as mask:
+        assert mask.size == QUERY_SIZE
 
 
 ZEROGPU_RUN = """
@@ -133,7 +316,7 @@ query = Image.fromarray(rng.integers(0, 256, (90, 120, 3), dtype=np.uint8))
 support = Image.fromarray(rng.integers(0, 256, (80, 100, 3), dtype=np.uint8))
 mask = np.zeros((80, 100), bool)
 mask[20:60, 30:70] = True
-app.STORE.get(sys.argv[1])
+assert app.STORE.wait(sys.argv[1], timeout=120).status == "ready"
 prediction = app.run_model(sys.argv[1], query, [support], [mask], "vote")
 assert durations == [120], durations
 assert prediction.mask.shape == (90, 120)
@@ -143,21 +326,63 @@ print("zerogpu ok")
 """
 
 
-def test_the_gpu_step_runs_the_way_zerogpu_calls_it(app_checkpoint: Path) -> None:  # noqa: F811
-    import os
-    import subprocess
-    import sys
-
+@pytest.mark.slow
+def test_the_gpu_step_runs_the_way_zerogpu_calls_it(app_checkpoint: Path) -> None:
     env = {**os.environ, "HF_HUB_OFFLINE": "1", "PYTHONPATH": str(Path(__file__).resolve().parent.parent)}
     done = subprocess.run([sys.executable, "-c", ZEROGPU_RUN, str(app_checkpoint)], capture_output=True, text=True,
                           env=env, timeout=240)
     assert done.returncode == 0 and "zerogpu ok" in done.stdout, done.stderr[-3000:]
 
 
-def test_a_stopped_app_leaves_no_mask_files(app_checkpoint: Path, files: dict, tmp_path: Path) -> None:  # noqa: F811
-    with serve_app(app_checkpoint, tmp_path / "app.log") as served:
+@pytest.mark.slow
+def test_a_stopped_app_leaves_no_mask_files(app_checkpoint: Path, files: dict, tmp_path: Path, launch_app) -> None:
+    with launch_app(app_checkpoint, tmp_path / "app.log") as served:
         client = Client(served.url, verbose=False)
         client.weights = str(app_checkpoint)
         segment(client, files["query"], editor(files["support"], files["layer"]))
-        assert list(served.tmp.glob("hsnet-masks-*/*/*_mask.png")), "the mask was not written where expected"
-    assert not list(served.tmp.glob("hsnet-masks-*")), served.log_text()[-2000:]
+        assert list(served.tmp.glob("hsnet-app-*/hsnet-masks-*/*/*_mask.png")), "the mask is not where expected"
+    assert not list(served.tmp.glob("hsnet-app-*")), served.log_text()[-2000:]  # masks and Gradio's cache gone
+
+
+@pytest.mark.slow
+def test_label_many_fills_a_gallery_and_gives_masks_and_coco_annotations(client: Client, files: dict,
+                                                                        tmp_path: Path) -> None:
+    import json
+    import zipfile
+
+    from pycocotools import mask as coco_mask
+
+    sizes = {"a.png": (120, 90), "b.jpg": (64, 200), "c.png": (333, 250)}
+    rng = np.random.default_rng(3)
+    photos = []
+    for name, (width, height) in sizes.items():
+        Image.fromarray(rng.integers(0, 256, (height, width, 3), dtype=np.uint8)).save(tmp_path / name)
+        photos.append(handle_file(str(tmp_path / name)))
+    gallery, progress, archive = client.predict(
+        photos=[*photos, handle_file(str(files["notes"]))], weights=client.weights, rule="vote",
+        support_1=editor(files["support"], files["layer"]), category="blob", api_name="/label_many")
+    assert sorted(item["caption"] for item in gallery) == sorted(sizes)
+    assert "3 of 4 photos labelled" in progress and "skipped notes.png" in progress
+    with zipfile.ZipFile(archive) as labels:
+        document = json.loads(labels.read("annotations.json"))
+        assert [c["name"] for c in document["categories"]] == ["blob"]
+        for record in document["annotations"]:
+            image = next(i for i in document["images"] if i["id"] == record["image_id"])
+            png = np.asarray(Image.open(labels.open(f"masks/{Path(image['file_name']).with_suffix('.png')}")))
+            assert png.shape == (sizes[image["file_name"]][1], sizes[image["file_name"]][0])
+            assert np.array_equal(coco_mask.decode(record["segmentation"]).astype(bool), png > 0)
+
+
+@pytest.mark.slow
+def test_label_many_refuses_more_photos_than_its_cap(client: Client, files: dict, tmp_path: Path) -> None:
+    import zipfile
+
+    import app
+
+    archive = tmp_path / "many.zip"
+    with zipfile.ZipFile(archive, "w") as many:
+        for i in range(app.MAX_LABEL_QUERIES + 1):
+            many.write(files["support"], f"photo-{i}.png")
+    with pytest.raises(AppError, match=f"at most {app.MAX_LABEL_QUERIES} per request"):
+        client.predict(photos=[handle_file(str(archive))], weights=client.weights, rule="vote",
+                       support_1=editor(files["support"], files["layer"]), api_name="/label_many")

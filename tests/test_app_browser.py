@@ -1,23 +1,38 @@
-"""The app in a real browser: Debian's headless Chromium driven by Playwright.
+"""The app in a real browser: Debian's headless Chromium driven by Playwright, at a desktop and a phone viewport.
 
-It loads the page, runs an example episode and waits for the result pictures,
-then saves ``artifacts/app.png`` (CI keeps it). Without /usr/bin/chromium the
-tests are skipped on a developer's machine (``make test`` installs it) and fail
-in CI, where a missing browser must not pass silently.
+Each viewport loads the page, runs the 5-shot example, clicks the result, and then
+checks what a visitor sees: the result and the probe brought into view, no picture or
+caption of the layer, probe and vote views clipped, text contrast (WCAG AA, from the
+computed styles), alt text and named canvases, and, on a phone, every tab in sight.
+Screenshots go to ``artifacts/``. Without /usr/bin/chromium the tests are skipped on a
+developer's machine and fail in CI, where a missing browser must not pass silently.
 """
 from __future__ import annotations
 
 import os
+import threading
+import time
+from collections.abc import Iterator
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 
+import numpy as np
 import pytest
+from PIL import Image
 
-from app_fixtures import ROOT, Served, app_checkpoint, app_server, serve_app  # noqa: F401  (fixtures)
+from hsnet.serving import MAX_LABEL_QUERIES
 
+pytest_plugins = ["app_fixtures"]
+
+ROOT = Path(__file__).resolve().parent.parent
 CHROMIUM = Path("/usr/bin/chromium")
 ARTIFACTS = ROOT / "artifacts"
 CHROMIUM_ARGS = ["--no-sandbox", "--disable-gpu", "--disable-background-networking", "--disable-component-update",
                  "--disable-sync", "--no-first-run", "--disable-quic"]
+VIEWPORTS = {"desktop": {"width": 1366, "height": 900}, "phone": {"width": 390, "height": 844}}
+EXAMPLE = "Ancient coins, 5-shot"
+SHOTS = 5
+LAYERS = 13  # ResNet-50
 
 if not CHROMIUM.exists():
     if os.environ.get("CI"):
@@ -26,7 +41,98 @@ if not CHROMIUM.exists():
                 allow_module_level=True)
 
 sync_api = pytest.importorskip("playwright.sync_api")
-pytestmark = pytest.mark.timeout(300)
+expect = sync_api.expect
+pytestmark = [pytest.mark.browser, pytest.mark.slow, pytest.mark.timeout(600)]
+
+# Boxes of every picture and caption in ``root``, and of the container each must fit in.
+CLIPPED = """(root) => {
+  const page = document.documentElement.clientWidth;
+  const out = [];
+  for (const el of root.querySelectorAll('img, figcaption, .caption-label')) {
+    const box = el.getBoundingClientRect();
+    if (!box.width || !box.height) { out.push(`${el.tagName} ${el.alt || el.textContent} has no size`); continue; }
+    const holder = el.closest('figure, .thumbnail-item, .image-container, [data-testid=image], .block') || root;
+    const frame = holder.getBoundingClientRect();
+    const name = (el.alt || el.textContent || el.tagName).trim().slice(0, 60);
+    if (box.left < frame.left - 1 || box.right > frame.right + 1 || box.top < frame.top - 1 ||
+        box.bottom > frame.bottom + 1) out.push(`${name} sticks out of its container`);
+    if (box.left < -1 || box.right > page + 1) out.push(`${name} is outside the page's width`);
+    if (el.scrollWidth > el.clientWidth + 1 && el.tagName !== 'IMG') out.push(`${name} is cut short`);
+    for (let up = el.parentElement; up && up !== document.body; up = up.parentElement) {
+      const style = getComputedStyle(up);
+      if (/(hidden|clip|auto|scroll)/.test(style.overflow + style.overflowX + style.overflowY)) {
+        const b = up.getBoundingClientRect();
+        if (box.bottom > b.bottom + 1 || box.right > b.right + 1 || box.top < b.top - 1 || box.left < b.left - 1) {
+          out.push(`${name} is clipped by a scrolling or hiding container`); break;
+        }
+      }
+    }
+  }
+  return out;
+}"""
+
+# Every visible text's contrast against the background it is drawn on (WCAG 2.1 relative luminance).
+CONTRAST = """() => {
+  const parse = (c) => { const m = c.match(/[\\d.]+/g) || []; return m.map(Number); };
+  const linear = (v) => { v /= 255; return v <= 0.03928 ? v / 12.92 : ((v + 0.055) / 1.055) ** 2.4; };
+  const lum = ([r, g, b]) => [r, g, b].map(linear)
+      .reduce((s, v, i) => s + v * [0.2126, 0.7152, 0.0722][i], 0);
+  const over = (top, bottom) => {
+    const a = top.length > 3 ? top[3] : 1;
+    return [0, 1, 2].map(i => top[i] * a + bottom[i] * (1 - a));
+  };
+  const background = (el) => {
+    const layers = [];
+    for (let e = el; e; e = e.parentElement) {
+      const c = parse(getComputedStyle(e).backgroundColor);
+      if (c.length && !(c.length > 3 && c[3] === 0)) { layers.push(c); if (c.length === 3 || c[3] === 1) break; }
+    }
+    return layers.reverse().reduce((under, c) => over(c, under), [255, 255, 255]);
+  };
+  const failures = [];
+  const walker = document.createTreeWalker(document.body, NodeFilter.SHOW_TEXT);
+  const seen = new Set();
+  for (let node = walker.nextNode(); node; node = walker.nextNode()) {
+    const el = node.parentElement;
+    if (!node.textContent.trim() || seen.has(el) || el.closest('footer, svg, [aria-hidden=true]')) continue;
+    seen.add(el);
+    const style = getComputedStyle(el);
+    const box = el.getBoundingClientRect();
+    if (style.visibility === 'hidden' || style.display === 'none' || !box.width || !box.height ||
+        +style.opacity === 0) continue;
+    const fg = over(parse(style.color), background(el));
+    const bg = background(el);
+    const [a, b] = [lum(fg), lum(bg)].sort((x, y) => y - x);
+    const ratio = (a + 0.05) / (b + 0.05);
+    const size = parseFloat(style.fontSize);
+    const large = size >= 24 || (size >= 18.66 && +style.fontWeight >= 700);
+    const text = node.textContent.trim().slice(0, 50);
+    if (ratio < (large ? 3 : 4.5)) failures.push(`${ratio.toFixed(2)}:1 at ${size}px: "${text}"`);
+  }
+  return failures;
+}"""
+
+UNNAMED = """() => [
+  ...[...document.querySelectorAll('img')].filter(i => i.getBoundingClientRect().width && !(i.alt || '').trim())
+     .map(i => `an image without alt text in ${i.closest('[id]')?.id}`),
+  ...[...document.querySelectorAll('canvas')].filter(c => !(c.getAttribute('aria-label') || '').trim())
+     .map(c => `a canvas without a name in ${c.closest('[id]')?.id}`),
+]"""
+
+
+def in_view(page, selector: str) -> bool:
+    """Whether the element's top part is inside the viewport now."""
+    return page.locator(selector).first.evaluate(
+        "e => { const b = e.getBoundingClientRect(); return b.top < innerHeight - 40 && b.bottom > 40; }")
+
+
+def open_label_many(page):
+    """The "Label many" section, opened if it is closed."""
+    section = page.locator("#label-many")
+    if not page.locator("#label-photos").is_visible():
+        section.get_by_text("Label many photos with these supports").click()
+        expect(page.locator("#label-photos")).to_be_visible()
+    return section
 
 
 @pytest.fixture(scope="module")
@@ -37,50 +143,211 @@ def browser():
         chromium.close()
 
 
-@pytest.fixture
-def page(browser):
-    context = browser.new_context(viewport={"width": 1400, "height": 1000})
+@pytest.fixture(scope="module", params=list(VIEWPORTS))
+def explored(request, browser, app_server) -> Iterator:
+    """A page at one viewport after the 5-shot example was segmented and a point of the result clicked.
+
+    The checks of what Segment and the click brought into view are made here, as they happen.
+    """
+    name = request.param
+    context = browser.new_context(viewport=VIEWPORTS[name])
     page = context.new_page()
+    page.name = name
+    page.goto(app_server.url)
+    expect(page.locator(".hs-ok")).to_be_visible(timeout=120_000)  # the banner: weights loaded
+    ARTIFACTS.mkdir(exist_ok=True)
+    page.screenshot(path=str(ARTIFACTS / f"app-{name}-start.png"), full_page=True)
+    page.get_by_role("button", name=EXAMPLE).click()
+    expect(page.locator("#support-1-mask img")).to_be_visible(timeout=30_000)
+    page.get_by_role("button", name="Segment", exact=True).click()
+    expect(page.get_by_text("query is foreground")).to_be_visible(timeout=240_000)
+    page.wait_for_timeout(800)
+    assert in_view(page, "#result-image"), "the result was not brought into view after Segment"
+    page.screenshot(path=str(ARTIFACTS / f"app-{name}-result.png"))
+
+    result = page.locator("#result-image img")
+    box = result.bounding_box()
+    result.click(position={"x": box["width"] * 0.3, "y": box["height"] * 0.5})
+    expect(page.locator("#probe-view figure").first).to_be_visible(timeout=120_000)
+    page.wait_for_timeout(800)
+    assert page.get_by_role("tab", name="Probe").get_attribute("aria-selected") == "true"
+    assert in_view(page, "#probe-view"), "the probe was not brought into view after the click"
+    page.screenshot(path=str(ARTIFACTS / f"app-{name}-probe.png"))
     yield page
     context.close()
 
 
-def test_an_example_runs_in_the_browser_and_shows_its_results(page, app_server: Served) -> None:
-    page.goto(app_server.url)
-    sync_api.expect(page.get_by_text("find an object from a few examples")).to_be_visible(timeout=60_000)
-    sync_api.expect(page.locator(".hs-ok")).to_be_visible(timeout=60_000)  # the banner: weights loaded
-
-    page.get_by_role("button", name="Person, 1-shot").click()
-    sync_api.expect(page.locator("#support-1-mask img")).to_be_visible(timeout=30_000)
-    page.get_by_role("button", name="Segment", exact=True).click()
-
-    sync_api.expect(page.get_by_text("of the 512×600 query is foreground")).to_be_visible(timeout=120_000)
-    result = page.locator("#result-image img")
-    sync_api.expect(result).to_be_visible()
-    assert result.evaluate("img => img.complete && img.naturalWidth") > 0
-    sync_api.expect(page.locator("#mask-file")).to_contain_text("grace_hopper_mask")
-    heatmaps = page.locator("#level-4 img")
-    sync_api.expect(heatmaps).to_have_count(3)
-    heatmaps.first.scroll_into_view_if_needed()
-    page.wait_for_function("() => [...document.querySelectorAll('#level-4 img')].every(i => i.complete && i.naturalWidth)")
-
-    ARTIFACTS.mkdir(exist_ok=True)
-    page.screenshot(path=str(ARTIFACTS / "app.png"), full_page=True)
-
-    box = result.bounding_box()
-    result.click(position={"x": box["width"] / 2, "y": box["height"] / 2})  # a point on the query
-    page.get_by_role("tab", name="Click a point").click()
-    sync_api.expect(page.locator("#point-maps img").first).to_be_visible(timeout=60_000)
+def test_the_probe_shows_every_layer_of_every_support_unclipped(explored) -> None:
+    page = explored
+    page.get_by_role("tab", name="Probe").click()
+    probe = page.locator("#probe-view")
+    expect(probe.locator("figcaption", has_text="The clicked point")).to_be_visible()
+    assert probe.locator("figure img").count() == 2 + SHOTS * LAYERS
+    assert probe.evaluate(CLIPPED) == []
+    widths = probe.locator(".hs-grid figure img").evaluate_all("imgs => imgs.map(i => i.getBoundingClientRect().width)")
+    assert min(widths) >= 120, f"probe maps {min(widths):.0f} px wide are too small to read"
 
 
-def test_without_weights_the_page_says_what_is_missing_and_how_to_provide_them(page, tmp_path: Path) -> None:
-    missing = tmp_path / "no-such-checkpoint.safetensors"
-    with serve_app(missing, tmp_path / "app.log") as served:
+def test_every_layer_map_is_shown_whole_with_its_caption_below(explored) -> None:
+    page = explored
+    page.get_by_role("tab", name="Layers").click()
+    for level, count in ((4, 3), (3, 6), (2, 4)):
+        gallery = page.locator(f"#level-{level}")
+        gallery.scroll_into_view_if_needed()
+        expect(gallery.locator("img")).to_have_count(count)
+        assert gallery.evaluate(CLIPPED) == [], f"level {level}"
+        overlaps = gallery.evaluate("""g => [...g.querySelectorAll('.thumbnail-item')].filter(t => {
+            const img = t.querySelector('img').getBoundingClientRect(), cap = t.querySelector('.caption-label');
+            return cap && cap.getBoundingClientRect().top < img.bottom - 1; }).length""")
+        assert overlaps == 0, f"captions cover the level {level} thumbnails"
+    expect(page.locator("#layer-scale img")).to_be_visible()
+    page.screenshot(path=str(ARTIFACTS / f"app-{page.name}-layers.png"), full_page=True)
+
+
+def test_the_vote_view_shows_each_support_and_the_vote_map_with_full_captions(explored) -> None:
+    page = explored
+    page.get_by_role("tab", name="Vote").click()
+    shots = page.locator("#support-predictions")
+    expect(shots.locator("img")).to_have_count(SHOTS)
+    shots.scroll_into_view_if_needed()
+    assert shots.evaluate(CLIPPED) == []
+    captions = shots.locator(".caption-label").all_inner_texts()
+    assert [c.split(":")[0] for c in captions] == [f"Support {i} alone" for i in range(1, SHOTS + 1)]
+    vote = page.locator("#vote-map")
+    expect(vote.locator("img")).to_be_visible()
+    assert vote.evaluate(CLIPPED) == []
+    label = vote.locator("[data-testid=block-label]").bounding_box()
+    picture = vote.locator("img").bounding_box()
+    assert label["y"] + label["height"] <= picture["y"] + 1, "the vote map's label covers the picture"
+    page.screenshot(path=str(ARTIFACTS / f"app-{page.name}-vote.png"))
+
+
+def test_text_meets_wcag_aa_contrast_and_pictures_have_names(explored) -> None:
+    page = explored
+    open_label_many(page)  # its text is checked too
+    for tab in ("Layers", "Probe", "Vote"):
+        page.get_by_role("tab", name=tab).click()
+        page.wait_for_timeout(300)
+        failures = page.evaluate(CONTRAST)
+        assert failures == [], f"{tab}: {failures}"
+        assert page.evaluate(UNNAMED) == [], tab
+
+
+def test_the_download_is_named_in_full(explored) -> None:
+    button = explored.locator("#mask-file")
+    expect(button).to_contain_text("coins_query_mask.png")
+    assert button.evaluate("b => b.scrollWidth <= b.clientWidth + 1")
+
+
+def test_on_a_phone_every_tab_is_in_sight_and_supports_come_before_segment(explored) -> None:
+    page = explored
+    if page.name != "phone":
+        pytest.skip("phone layout")
+    for tab in ("Support 1", "2", "3", "4", "5", "Layers", "Probe", "Vote"):
+        expect(page.get_by_role("tab", name=tab, exact=True)).to_be_visible()
+    assert page.locator("#support-tabs").bounding_box()["y"] < page.locator("#segment-button").bounding_box()["y"]
+    assert page.locator("#segment-button").bounding_box()["y"] < page.locator("#result-image").bounding_box()["y"]
+
+
+def test_label_many_fills_its_gallery_from_the_main_views_supports(explored, tmp_path: Path) -> None:
+    page = explored
+    rng = np.random.default_rng(5)
+    photos = []
+    for name, size in (("first.png", (90, 60)), ("second.png", (60, 120))):
+        Image.fromarray(rng.integers(0, 256, (size[1], size[0], 3), dtype=np.uint8)).save(tmp_path / name)
+        photos.append(str(tmp_path / name))
+    section = open_label_many(page)
+    expect(section.get_by_text(f"Photos to label: up to {MAX_LABEL_QUERIES} images")).to_be_visible()
+    page.locator("#label-photos input[type=file]").set_input_files(photos)
+    expect(page.locator("#label-photos")).to_contain_text("second", timeout=30_000)
+    page.get_by_role("button", name="Label them").click()
+    expect(page.locator("#label-progress")).to_contain_text("2 of 2 photos labelled", timeout=240_000)
+    gallery = page.locator("#label-gallery")
+    expect(gallery.locator("img")).to_have_count(2)
+    gallery.scroll_into_view_if_needed()
+    page.wait_for_function("() => [...document.querySelectorAll('#label-gallery img')]"
+                           ".every(i => i.complete && i.naturalWidth > 0)", timeout=30_000)
+    assert gallery.evaluate(CLIPPED) == []
+    expect(page.locator("#label-zip")).to_be_enabled()
+    page.screenshot(path=str(ARTIFACTS / f"app-{page.name}-label.png"))
+
+
+def test_the_keyboard_moves_on_from_the_checkpoint_menu(explored) -> None:
+    page = explored
+    page.locator("#weights-menu input").focus()
+    page.keyboard.press("Tab")
+    page.wait_for_timeout(300)
+    focused = page.evaluate("() => document.activeElement.closest('[id], fieldset')?.textContent.slice(0, 40) || "
+                            "document.activeElement.tagName")
+    assert "K-shot rule" in focused, f"after the checkpoint menu, Tab went to {focused!r}"
+
+
+class SlowMissingHub:
+    """A Hub on 127.0.0.1 that takes ``delay_s`` to answer each request, then says the repository does not exist."""
+
+    def __init__(self, delay_s: float):
+        delay = delay_s
+
+        class Handler(BaseHTTPRequestHandler):
+            def _missing(self) -> None:
+                time.sleep(delay)
+                self.send_response(404)
+                self.send_header("X-Error-Code", "RepositoryNotFound")
+                self.send_header("Content-Length", "0")
+                self.end_headers()
+
+            do_GET = do_HEAD = _missing
+
+            def log_message(self, *args) -> None:
+                pass
+
+        self.server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+
+    def __enter__(self) -> str:
+        threading.Thread(target=self.server.serve_forever, daemon=True).start()
+        return f"http://127.0.0.1:{self.server.server_address[1]}"
+
+    def __exit__(self, *exc) -> None:
+        self.server.shutdown()
+        self.server.server_close()
+
+
+def test_loading_weights_shows_progress_then_a_failure_without_server_details(browser, tmp_path: Path,
+                                                                             launch_app) -> None:
+    context = browser.new_context(viewport=VIEWPORTS["phone"])
+    page = context.new_page()
+    with SlowMissingHub(delay_s=8) as endpoint, launch_app("someone/hsnet-not-cached", tmp_path / "app.log", env={
+            "HF_HUB_OFFLINE": "0", "HF_ENDPOINT": endpoint, "HF_HOME": str(tmp_path / "hf"),
+            "HF_HUB_ETAG_TIMEOUT": "30", "HF_HUB_DOWNLOAD_TIMEOUT": "30"}) as served:
         page.goto(served.url)
-        banner = page.locator(".hs-missing")
-        sync_api.expect(banner).to_be_visible(timeout=60_000)
-        sync_api.expect(banner).to_contain_text("No weights")
-        sync_api.expect(banner).to_contain_text("HSNET_WEIGHTS")
-        sync_api.expect(banner).to_contain_text("--weights")
+        banner = page.locator("#weights-banner")
+        expect(banner.locator(".hs-wait")).to_be_visible(timeout=30_000)
+        expect(banner).to_contain_text("Loading weights someone/hsnet-not-cached")
+        expect(banner.locator("progress")).to_be_attached()
         ARTIFACTS.mkdir(exist_ok=True)
-        page.screenshot(path=str(ARTIFACTS / "app-missing-weights.png"), full_page=False)
+        page.screenshot(path=str(ARTIFACTS / "app-loading.png"))
+        expect(banner.locator(".hs-missing")).to_be_visible(timeout=180_000)
+        text = page.locator("body").inner_text()
+        for secret in (str(tmp_path), endpoint, "HF_", "HSNET_", "127.0.0.1"):
+            assert secret not in text, f"the page shows {secret!r}"
+        assert page.evaluate(CONTRAST) == []
+        page.screenshot(path=str(ARTIFACTS / "app-failed.png"))
+    context.close()
+
+
+def test_an_error_is_shown_once_and_cleared_by_the_next_segment(browser, app_server) -> None:
+    context = browser.new_context(viewport=VIEWPORTS["desktop"])
+    page = context.new_page()
+    page.goto(app_server.url)
+    expect(page.locator(".hs-ok")).to_be_visible(timeout=120_000)
+    page.get_by_role("button", name="Segment", exact=True).click()
+    expect(page.get_by_text("no query image").first).to_be_visible(timeout=30_000)
+    badges = page.locator("[data-testid=status-tracker] .error")
+    expect(badges).to_have_count(1)  # on the status line under Segment only: not on every output, not on the banner
+    assert page.locator("#summary [data-testid=status-tracker] .error").count() == 1
+    page.get_by_role("button", name="Person, 1-shot").click()
+    expect(page.locator("#support-1-mask img")).to_be_visible(timeout=30_000)
+    page.get_by_role("button", name="Segment", exact=True).click()
+    expect(page.get_by_text("query is foreground")).to_be_visible(timeout=240_000)
+    expect(badges).to_have_count(0)
+    context.close()
