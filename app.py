@@ -675,6 +675,8 @@ CSS = """
 #result-image label.float, #probability-image label.float, #vote-map label.float, .hs-gallery label.float
   {position: static !important; margin: var(--block-label-margin)}
 .hs-gallery .grid-container {padding-top: 0 !important}
+/* A clicked map opens large: the gallery grows while it previews one picture. */
+.hs-gallery:has(.preview) .gallery-container {min-height: min(75vh, 640px)}
 .hs-fig {margin: 0; min-width: 0}
 .hs-fig img {display: block; width: 100%; height: auto}
 .hs-scale img {width: auto; max-width: 100%}

@@ -203,6 +203,15 @@ def test_every_layer_map_is_shown_whole_with_its_caption_below(explored) -> None
     expect(page.locator("#layer-scale img")).to_be_visible()
     page.screenshot(path=str(ARTIFACTS / f"app-{page.name}-layers.png"), full_page=True)
 
+    thumbnail = page.locator("#level-4 .thumbnail-item img").first.bounding_box()
+    page.locator("#level-4 .thumbnail-item").first.click()  # a larger view of one layer
+    larger = page.locator("#level-4 .preview img").first
+    expect(larger).to_be_visible()
+    page.wait_for_timeout(500)
+    assert larger.bounding_box()["width"] * larger.bounding_box()["height"] > 2 * thumbnail["width"] * thumbnail["height"]
+    page.keyboard.press("Escape")  # closes the larger view
+    expect(page.locator("#level-4 .preview")).to_have_count(0)
+
 
 def test_the_vote_view_shows_each_support_and_the_vote_map_with_full_captions(explored) -> None:
     page = explored
