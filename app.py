@@ -399,7 +399,8 @@ def explore(state: Exploration | None, evt: gr.SelectData) -> tuple:
     if state is None:
         raise gr.Error("Segment first, then click a point on the result.", print_exception=False)
     x, y = (v / state.display_scale for v in evt.index[:2])
-    per_support = STORE.get(state.weights).point_correlation(state.prediction, x, y)
+    prediction = state.prediction
+    per_support = STORE.get(state.weights).point_correlation(prediction.supports, prediction.query_features, x, y)
     grids = [(layer_grid(support, maps, title=f"Support {k}: match with the query point ({x:.0f}, {y:.0f})"),
               f"support {k}")
              for k, (support, maps) in enumerate(zip(state.supports, per_support), start=1)]

@@ -16,7 +16,8 @@ import numpy as np
 import torch
 
 import hsnet
-from hsnet.model import EpisodeRunner, SpeedOptions, combine_shots
+from hsnet.model import combine_shots
+from hsnet.runtime import InferenceContext, cached_logits, episode_logits
 from authors_code import build_authors_model
 from plan import Setting
 from synthetic import episode_tensors
@@ -34,13 +35,14 @@ def build_cases(setting: Setting, names: list[str],
         authors = build_authors_model(authors_code, setting.backbone)
         hsnet.load_weights(model, authors.state_dict())  # one full state dict in both models
         authors.to(device)
-    model.to(device)
-    runner = EpisodeRunner(model, SpeedOptions(setting.precision, setting.compile, setting.cuda_graphs))
+    context = InferenceContext.create(device, setting.precision, compile=setting.compile,
+                                      cuda_graphs=setting.cuda_graphs)
+    model = context.prepare(model)
     facts: dict[str, Any] = {"mask_pixels": round(float(masks.mean()), 3)}
     cases: dict[str, Callable[[], Any]] = {}
 
     def episode() -> torch.Tensor:
-        return combine_shots(runner.shot_logits(query, supports, masks), "vote")
+        return combine_shots(episode_logits(model, context, query, supports, masks), "vote")
 
     if authors is not None:
         batch = {"query_img": query, "support_imgs": supports, "support_masks": masks}
@@ -55,8 +57,9 @@ def build_cases(setting: Setting, names: list[str],
     if "hsnet" in names:
         cases["hsnet"] = episode
     if "cached" in names:
-        cached = runner.support_features(supports.flatten(0, 1), masks.flatten(0, 1))
-        cases["cached"] = lambda: combine_shots(runner.cached_shot_logits(query, cached, k), "vote")
+        with context.inference():
+            cached = model.support_features(supports.flatten(0, 1), masks.flatten(0, 1))
+        cases["cached"] = lambda: combine_shots(cached_logits(model, context, query, cached, k), "vote")
     if "predictor" in names:
         predictor = hsnet.Predictor(model, device=device, precision=setting.precision, image_size=setting.side)
         rng = np.random.default_rng(0)

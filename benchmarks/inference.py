@@ -43,7 +43,7 @@ def run_setting(setting: Setting, names: list[str], authors_code: Path | None, r
     from measure import alternate
 
     if setting.retain_memory and setting.device == "cpu":
-        from hsnet.model import retain_freed_memory
+        from hsnet.runtime import retain_freed_memory
 
         retain_freed_memory()
     cases, facts = build_cases(setting, names, authors_code)

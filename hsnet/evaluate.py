@@ -5,10 +5,9 @@ integer intersection/union sums are added over ranks, so N processes give exactl
 """
 from __future__ import annotations
 
-import contextlib
 import time
 from dataclasses import asdict, dataclass, field
-from typing import Any, ContextManager
+from typing import Any
 
 import torch
 from torch.utils.data import DataLoader, Subset
@@ -18,30 +17,10 @@ from .data import EpisodeDataset
 from .distributed import barrier, rank, shard, world_size
 from .errors import InputError
 from .metrics import EPISODES, IoUMeter
-from .model import K_SHOT_RULES, HSNet
+from .model import K_SHOT_RULES, HSNet, combine_shots
+from .runtime import PRECISIONS, InferenceContext, episode_logits
 
-PRECISIONS = ("fp32", "auto", "bf16", "fp16")
-
-
-def amp_dtype(device: torch.device, mode: str) -> torch.dtype | None:
-    """The autocast dtype of precision ``mode`` on ``device``: None (float32) off CUDA or for ``fp32``.
-
-    ``auto`` is bfloat16 where the GPU supports it, else float16.
-    """
-    if mode not in PRECISIONS:
-        raise InputError(f"unknown precision {mode!r}; use one of {', '.join(PRECISIONS)}")
-    if device.type != "cuda" or mode == "fp32":
-        return None
-    if mode == "auto":
-        return torch.bfloat16 if torch.cuda.is_bf16_supported() else torch.float16
-    return torch.bfloat16 if mode == "bf16" else torch.float16
-
-
-def autocast(device: torch.device, dtype: torch.dtype | None) -> ContextManager:
-    """Mixed precision on CUDA when ``dtype`` is given; a no-op context otherwise."""
-    if dtype is None:
-        return contextlib.nullcontext()
-    return torch.autocast(device_type=device.type, dtype=dtype)
+__all__ = ["PRECISIONS", "ClassResult", "EvalResult", "evaluate", "run_episodes"]  # PRECISIONS: for the CLI
 
 
 @dataclass
@@ -87,10 +66,11 @@ class EvalResult:
         return "\n".join(lines)
 
 
-def run_episodes(model: HSNet, dataset: EpisodeDataset, *, device: torch.device, batch_size: int = 1,
-                 num_workers: int = 0, rule: str = "vote", amp: torch.dtype | None = None,
-                 progress: bool = False, desc: str = "evaluate") -> IoUMeter:
-    """This rank's share of ``dataset``'s episodes through ``model.predict_mask``; returns the meter over all ranks."""
+def run_episodes(model: HSNet, dataset: EpisodeDataset, *, context: InferenceContext, batch_size: int = 1,
+                 num_workers: int = 0, rule: str = "vote", progress: bool = False,
+                 desc: str = "evaluate") -> IoUMeter:
+    """This rank's share of ``dataset``'s episodes through ``hsnet.runtime.episode_logits`` (the Predictor's
+    bounded path); returns the meter over all ranks."""
     if rule not in K_SHOT_RULES:
         raise InputError(f"unknown k-shot rule {rule!r}; use one of {', '.join(K_SHOT_RULES)}")
     if dataset.original_size and batch_size != 1:
@@ -99,6 +79,7 @@ def run_episodes(model: HSNet, dataset: EpisodeDataset, *, device: torch.device,
     if batch_size < 1:
         raise InputError(f"batch size must be at least 1, not {batch_size}")
     part = Subset(dataset, shard(len(dataset), rank(), world_size()))
+    device = context.device
     loader = DataLoader(part, batch_size=batch_size, shuffle=False, num_workers=num_workers,
                         pin_memory=device.type == "cuda")
     meter = IoUMeter(dataset.nclass, dataset.class_ids)
@@ -110,8 +91,7 @@ def run_episodes(model: HSNet, dataset: EpisodeDataset, *, device: torch.device,
         supports = batch["support_imgs"].to(device, non_blocking=True)
         masks = batch["support_masks"].to(device, non_blocking=True)
         size = tuple(batch["query_size"][0].tolist()) if dataset.original_size else None
-        with autocast(device, amp):
-            pred = model.predict_mask(query, supports, masks, output_size=size, rule=rule)
+        pred = combine_shots(episode_logits(model, context, query, supports, masks, output_size=size), rule)
         meter.update(pred, batch["query_mask"].to(device), batch["class_id"], batch["query_ignore"].to(device))
         if step % 10 == 0:
             bar.set_postfix(mIoU=f"{meter.miou():.1f}")
@@ -123,13 +103,12 @@ def evaluate(model: HSNet, dataset: EpisodeDataset, *, device: torch.device | st
              num_workers: int = 0, rule: str = "vote", precision: str = "fp32", progress: bool = False,
              settings: dict[str, Any] | None = None) -> EvalResult:
     """mIoU, FB-IoU and per-class IoU of ``model`` on ``dataset`` (every rank returns the same result)."""
-    device = torch.device(device)
-    model.to(device)
-    dtype = amp_dtype(device, precision)
+    context = InferenceContext.create(device, precision)
+    context.prepare(model)
     barrier()
     start = time.perf_counter()
-    meter = run_episodes(model, dataset, device=device, batch_size=batch_size, num_workers=num_workers,
-                         rule=rule, amp=dtype, progress=progress, desc=f"{dataset.benchmark} {dataset.shots}-shot")
+    meter = run_episodes(model, dataset, context=context, batch_size=batch_size, num_workers=num_workers,
+                         rule=rule, progress=progress, desc=f"{dataset.benchmark} {dataset.shots}-shot")
     seconds = time.perf_counter() - start
     class_iou = meter.class_iou()
     classes = [ClassResult(c, dataset.class_name(c), class_iou[c], int(meter.sums[EPISODES, c])) for c in dataset.class_ids]
@@ -137,7 +116,7 @@ def evaluate(model: HSNet, dataset: EpisodeDataset, *, device: torch.device | st
         benchmark=dataset.benchmark, fold=dataset.fold if dataset.folds else None, split=dataset.split,
         shots=dataset.shots, episodes=meter.episodes, miou=meter.miou(), fb_iou=meter.fb_iou(), classes=classes,
         seconds=seconds, episodes_per_second=meter.episodes / seconds if seconds > 0 else 0.0,
-        world_size=world_size(), device=device.type,
+        world_size=world_size(), device=context.device.type,
         settings={"image_size": dataset.image_size, "original_size": dataset.original_size, "seed": dataset.seed,
                   "rule": rule, "precision": precision, "batch_size": batch_size, **(settings or {})},
     )

@@ -34,6 +34,7 @@ REFUSED_FORMATS = {
     "BLP": "it can hide an image far larger than its header says",
     "IPTC": "it can hide an image far larger than its header says",
 }
+EXIF_ORIENTATION = 0x0112
 PNG_MAGIC = b"\x89PNG\r\n\x1a\n"
 ICO_MAGIC = b"\x00\x00\x01\x00"
 # Integer and float modes are scaled to 8 bits before conversion to RGB.
@@ -84,7 +85,10 @@ def _ico_frame_sizes(fp: BinaryIO) -> list[tuple[int, int]]:
 
 
 def _decode(image: Image.Image, what: str) -> Image.Image:
-    """Decode the current (first) frame after the size check; a copy detached from any file.
+    """Decode the current (first) frame after the size check, upright by its EXIF orientation.
+
+    A copy detached from any file, except an already upright in-memory image, which is
+    returned as it is (what this module returns is not decoded again).
 
     Pillow's decoders raise many exception types on damaged bytes (OSError,
     SyntaxError, ValueError, IndexError, NotImplementedError, RuntimeError,
@@ -102,6 +106,8 @@ def _decode(image: Image.Image, what: str) -> Image.Image:
     except Exception as exc:  # noqa: BLE001 - see the docstring: any decoder failure means unreadable bytes
         raise InputError(f"{what} is truncated or corrupt ({describe(exc)}); save or export it again") from exc
     try:
+        if getattr(image, "fp", None) is None and image.getexif().get(EXIF_ORIENTATION, 1) == 1:
+            return image
         return ImageOps.exif_transpose(image)
     except Exception as exc:  # noqa: BLE001 - malformed EXIF blocks fail in many ways inside Pillow
         raise InputError(f"{what} has unreadable EXIF metadata ({describe(exc)}); save it again without metadata") from exc
@@ -193,6 +199,8 @@ def read_image(source: ImageLike, what: str = "image") -> Image.Image:
 def load_rgb(source: ImageLike, what: str = "image") -> Image.Image:
     """An RGB image from any mode (grayscale, palette, RGBA, CMYK, 16-bit, float)."""
     image = read_image(source, what)
+    if image.mode == "RGB":
+        return image
     if image.mode in WIDE_MODES:
         image = Image.fromarray(_to_uint8(np.asarray(image)))
     image = image.convert(PREMULTIPLIED.get(image.mode, image.mode))
@@ -209,11 +217,13 @@ def load_mask(source: ImageLike, size: tuple[int, int], what: str = "mask") -> n
     its aspect ratio matches the image's; an empty mask is refused, a full one is
     used as it is.
     """
-    image = read_image(source, what)
-    foreground = _foreground(image)
+    width, height = size
+    if isinstance(source, np.ndarray) and source.dtype == bool and source.shape == (height, width):
+        foreground = source  # what this function returned before: used as it is
+    else:
+        foreground = _foreground(read_image(source, what))
     if not foreground.any():
         raise InputError(f"{what} marks no pixels; paint or upload a mask that covers the object")
-    width, height = size
     if foreground.shape != (height, width):
         mask_aspect = foreground.shape[1] / foreground.shape[0]
         if abs(mask_aspect / (width / height) - 1) > ASPECT_TOLERANCE:

@@ -30,10 +30,11 @@ from tqdm import tqdm
 from .data import BENCHMARKS, EpisodeDataset, build_dataset
 from .distributed import DistContext, barrier, init_distributed, main_first
 from .errors import CheckpointError, InputError, describe
-from .evaluate import amp_dtype, autocast, run_episodes
+from .evaluate import run_episodes
 from .hub import from_pretrained, save_pretrained
 from .metrics import IoUMeter
 from .model import BACKBONES, HSNet, build_model
+from .runtime import InferenceContext, autocast, autocast_dtype
 
 DEFAULT_BATCH = {"pascal": 20, "coco": 40, "fss": 20}
 # Settings a resumed run must share with the run it continues.
@@ -56,7 +57,7 @@ class TrainConfig:
     lr: float = 1e-3
     image_size: int = 400
     workers: int = 8
-    precision: str = "auto"  # fp32, auto, bf16 or fp16 (mixed precision on CUDA only)
+    precision: str = "auto"  # fp32, auto, bf16 or fp16 (hsnet.runtime.PRECISIONS; fp16 needs a GPU)
     seed: int = 0
     device: str = "auto"
     resume: bool = False
@@ -224,7 +225,7 @@ def train(config: TrainConfig, ctx: DistContext | None = None) -> TrainSummary:
         net = DistributedDataParallel(model, device_ids=ids)
 
     optimizer = torch.optim.Adam([p for p in model.parameters() if p.requires_grad], lr=config.lr)
-    dtype = amp_dtype(ctx.device, config.precision)
+    dtype = autocast_dtype(ctx.device, config.precision)
     scaler = torch.amp.GradScaler("cuda", enabled=dtype == torch.float16)
     if opt_state is not None:
         optimizer.load_state_dict(opt_state["optimizer"])
@@ -250,8 +251,9 @@ def train(config: TrainConfig, ctx: DistContext | None = None) -> TrainSummary:
         trn_meter = train_epoch(net, loader, trn, optimizer, device=ctx.device, amp=dtype, scaler=scaler,
                                 progress=progress, desc=f"epoch {epoch}")
         trn_seconds = time.perf_counter() - start
-        val_meter = run_episodes(model, val, device=ctx.device, batch_size=per_rank, num_workers=config.workers,
-                                 amp=dtype, progress=progress, desc=f"val {epoch}")
+        val_meter = run_episodes(model, val, context=InferenceContext(ctx.device, config.precision),
+                                 batch_size=per_rank, num_workers=config.workers, progress=progress,
+                                 desc=f"val {epoch}")
         stats = {"epoch": epoch, "train_loss": trn_meter.mean_loss, "train_miou": trn_meter.miou(),
                  "train_fb_iou": trn_meter.fb_iou(), "val_miou": val_meter.miou(), "val_fb_iou": val_meter.fb_iou(),
                  "train_episodes_per_second": trn_meter.episodes / trn_seconds}

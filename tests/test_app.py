@@ -137,7 +137,8 @@ app.STORE.get(sys.argv[1])
 prediction = app.run_model(sys.argv[1], query, [support], [mask], "vote")
 assert durations == [120], durations
 assert prediction.mask.shape == (90, 120)
-assert all(x.device.type == "cpu" for x in prediction._query.levels + prediction._support.levels)
+features = prediction.query_features.features.levels + prediction.supports.features.levels
+assert all(x.device.type == "cpu" for x in features)
 print("zerogpu ok")
 """
 

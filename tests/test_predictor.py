@@ -1,12 +1,14 @@
-"""The Predictor: original-size outputs for odd shapes, support caching, per-layer maps."""
+"""The Predictor: supports encoded once, original-size outputs for odd shapes, caching, batches, per-layer maps."""
 from __future__ import annotations
 
 import numpy as np
 import pytest
+import torch
 from PIL import Image
 
-from hsnet.errors import InputError
-from hsnet.predictor import Predictor
+import hsnet
+from hsnet import InputError, Predictor, SupportSet
+from hsnet.predictor import SupportCache
 
 
 def photo(width: int, height: int, seed: int) -> Image.Image:
@@ -29,6 +31,7 @@ def predictor(resnet50) -> Predictor:
 def test_outputs_have_the_query_original_size(predictor: Predictor, width: int, height: int) -> None:
     result = predictor.predict(photo(width, height, 0), photo(200, 150, 1), blob_mask(200, 150))
     assert result.mask.shape == (height, width) and result.mask.dtype == bool
+    assert result.size == (width, height)
     assert result.probability.shape == (height, width)
     assert 0 <= result.probability.min() and result.probability.max() <= 1
     assert len(result.layer_maps) == 13
@@ -50,6 +53,10 @@ def test_second_query_with_same_supports_skips_support_backbone(resnet50, monkey
     other_mask = Image.fromarray(255 - np.asarray(mask))
     predictor.predict(photo(90, 110, 4), support, other_mask)  # another mask is another support
     assert batches == [2, 1, 2]
+    handle = predictor.set_supports([support], [mask])
+    assert handle.from_cache and batches == [2, 1, 2]
+    predictor.predict(photo(50, 60, 5), handle)
+    assert batches == [2, 1, 2, 1]
 
 
 def test_cached_support_gives_the_uncached_result(resnet50) -> None:
@@ -58,22 +65,139 @@ def test_cached_support_gives_the_uncached_result(resnet50) -> None:
     predictor.predict(photo(64, 64, 5), support, mask)
     cached = predictor.predict(query, support, mask)
     fresh = Predictor(resnet50, device="cpu", image_size=128).predict(query, support, mask)
+    handle = predictor.predict(query, predictor.set_supports(support, mask))
     assert cached.support_cache_hit and not fresh.support_cache_hit
-    np.testing.assert_allclose(cached.probability, fresh.probability, atol=1e-5)
+    for other in (cached, handle):
+        np.testing.assert_allclose(other.probability, fresh.probability, atol=1e-5)
+        assert np.array_equal(other.mask, fresh.mask)
 
 
-def test_k_shot_gives_each_support_mask_and_vote_map(predictor: Predictor) -> None:
+def test_k_shot_gives_each_support_mask_vote_map_and_point_probe(predictor: Predictor) -> None:
     supports = [photo(150, 100 + 10 * k, k) for k in range(3)]
     masks = [blob_mask(150, 100 + 10 * k) for k in range(3)]
-    result = predictor.predict(photo(211, 97, 9), supports, masks)
+    handle = predictor.set_supports(supports, masks)
+    assert isinstance(handle, SupportSet) and handle.shots == 3
+    result = predictor.predict(photo(211, 97, 9), handle)
     assert len(result.shot_masks) == 3 and all(m.shape == (97, 211) for m in result.shot_masks)
     assert result.vote_map.shape == (97, 211)
-    maps = predictor.point_correlation(result, 10.0, 50.0)
+    maps = predictor.point_correlation(handle, result.query_features, 10.0, 50.0)
     assert len(maps) == 3 and len(maps[0]) == 13
+    assert [m.name for m in maps[0]] == predictor.layer_names
     assert all(0 <= m.values.min() and m.values.max() <= 1 + 1e-5 for m in maps[0])
+    with pytest.raises(InputError, match="outside"):
+        predictor.point_correlation(handle, result.query_features, 211, 0)
 
 
-@pytest.mark.parametrize("size", [0, 641, 2048])
-def test_image_size_outside_the_cap_is_refused(resnet50, size: int) -> None:
-    with pytest.raises(InputError, match="image size"):
+def test_point_probe_is_the_correlation_row_of_that_cell(predictor: Predictor) -> None:
+    """The probe at a query cell equals that cell's slice of the model's hypercorrelation (one support)."""
+    handle = predictor.set_supports(photo(128, 128, 1), blob_mask(128, 128))
+    features = predictor.encode_query(photo(128, 128, 2))
+    corr = predictor.model.hypercorrelation(features.features, handle.features, 1)
+    probe = predictor.point_correlation(handle, features, 40.0, 90.0)[0]
+    for level, maps in zip(corr, (probe[:3], probe[3:9], probe[9:])):  # ResNet-50: 3, 6, 4 layers
+        hq, wq = level.shape[2:4]
+        row, col = int(90 * hq / 128), int(40 * wq / 128)
+        for i, layer_map in enumerate(maps):
+            np.testing.assert_allclose(layer_map.values, level[0, i, row, col].numpy(), atol=1e-6)
+
+
+def test_predict_many_yields_each_query_in_order_like_predict(predictor: Predictor) -> None:
+    handle = predictor.set_supports([photo(90, 90, 1), photo(80, 100, 2)], [blob_mask(90, 90), blob_mask(80, 100)])
+    queries = [photo(60 + 7 * i, 50 + 3 * i, 10 + i) for i in range(5)]
+    results = list(predictor.predict_many(queries, handle, batch_size=2))
+    assert [r.size for r in results] == [q.size for q in queries]
+    for query, result in zip(queries, results):
+        alone = predictor.predict(query, handle)
+        np.testing.assert_allclose(result.shot_probabilities, alone.shot_probabilities, atol=1e-4)
+
+
+def test_predict_many_gives_the_results_before_a_bad_query_then_refuses_it(predictor: Predictor) -> None:
+    handle = predictor.set_supports(photo(90, 90, 1), blob_mask(90, 90))
+    produced = []
+    with pytest.raises(InputError, match="query image 3"):
+        for result in predictor.predict_many([photo(40, 40, 1), photo(50, 40, 2), "no/such/file.png"], handle,
+                                             batch_size=4):
+            produced.append(result)
+    assert [r.size for r in produced] == [(40, 40), (50, 40)]
+
+
+@pytest.mark.parametrize("batch_size", [0, -1, 1.5, "2"])
+def test_predict_many_refuses_a_bad_batch_size(predictor: Predictor, batch_size: object) -> None:
+    handle = predictor.set_supports(photo(90, 90, 1), blob_mask(90, 90))
+    with pytest.raises(InputError, match="batch size"):
+        next(predictor.predict_many([photo(40, 40, 1)], handle, batch_size=batch_size))
+
+
+@pytest.mark.parametrize("size", [0, 31, 641, 2048, -400, 400.0, "400", True, [400]])
+def test_image_size_outside_the_range_or_not_an_integer_is_refused(resnet50, size: object) -> None:
+    with pytest.raises(InputError, match="image size") as caught:
         Predictor(resnet50, device="cpu", image_size=size)
+    assert "\n" not in str(caught.value)
+
+
+@pytest.mark.parametrize("size", [np.int64(96), np.int32(32), 640, torch.tensor(64)])
+def test_integer_like_image_sizes_are_accepted(resnet50, size: object) -> None:
+    assert Predictor(resnet50, device="cpu", image_size=size).image_size == int(size)
+
+
+def test_image_size_defaults_to_the_model_s(resnet50) -> None:
+    assert Predictor(resnet50, device="cpu").image_size == resnet50.image_size == 400
+
+
+@pytest.mark.parametrize("device", ["cuda", "cuda:7", "mps", "meta", "foo", "xla", "cpu:x", ""])
+def test_unusable_devices_are_one_line_input_errors(resnet50, device: str) -> None:
+    if device.startswith("cuda") and torch.cuda.device_count() > 7:
+        pytest.skip("this machine has that GPU")
+    if device == "mps" and torch.backends.mps.is_available():
+        pytest.skip("this machine has MPS")
+    with pytest.raises(InputError, match="device") as caught:
+        Predictor(resnet50, device=device)
+    assert "\n" not in str(caught.value)
+
+
+@pytest.mark.parametrize("precision,match", [("fp64", "unknown precision"), ("FP32", "unknown precision"),
+                                             ("fp16", "fp16 needs a GPU")])
+def test_unusable_precisions_are_one_line_input_errors(resnet50, precision: str, match: str) -> None:
+    with pytest.raises(InputError, match=match):
+        Predictor(resnet50, device="cpu", precision=precision)
+
+
+@pytest.mark.parametrize("call,match", [
+    (lambda p, s: p.predict(photo(40, 40, 1), s, blob_mask(90, 90)), "masks given with a SupportSet"),
+    (lambda p, s: p.predict(photo(40, 40, 1), [photo(40, 40, 2)]), "without masks"),
+    (lambda p, s: p.predict(photo(40, 40, 1), s, rule="median"), "k-shot rule"),
+    (lambda p, s: p.set_supports([photo(40, 40, 2)] * 17, [blob_mask(40, 40)] * 17), "at most 16"),
+    (lambda p, s: p.set_supports([photo(40, 40, 2)] * 2, [blob_mask(40, 40)]), "one mask per support"),
+    (lambda p, s: p.set_supports([], []), "no support image"),
+    (lambda p, s: next(p.predict_many([photo(40, 40, 1)], [photo(40, 40, 2)])), "takes a SupportSet"),
+])
+def test_bad_calls_are_one_line_input_errors(predictor: Predictor, call, match: str) -> None:
+    handle = predictor.set_supports(photo(90, 90, 1), blob_mask(90, 90))
+    with pytest.raises(InputError, match=match):
+        call(predictor, handle)
+
+
+def test_decoded_inputs_are_used_as_they_are(predictor: Predictor) -> None:
+    """What hsnet.inputs returns (an RGB image, a boolean mask) goes into the Predictor without a second decode."""
+    image = hsnet.inputs.load_rgb(photo(90, 70, 1))
+    mask = hsnet.inputs.load_mask(blob_mask(90, 70), image.size)
+    assert hsnet.inputs.load_rgb(image) is image and hsnet.inputs.load_mask(mask, image.size) is mask
+    assert predictor.set_supports(image, mask).shots == 1
+
+
+def test_support_cache_is_bounded_by_bytes(predictor: Predictor) -> None:
+    one = predictor.set_supports(photo(90, 90, 1), blob_mask(90, 90))
+    cache = SupportCache(max_bytes=2 * one.nbytes)
+    for seed in range(4):
+        cache.put(SupportSet(one.features, 1, 128, key=str(seed)))
+    assert len(cache) == 2 and cache.nbytes <= 2 * one.nbytes
+    assert cache.get("0") is None and cache.get("3") is not None
+    tiny = SupportCache(max_bytes=one.nbytes - 1)
+    tiny.put(one)
+    assert len(tiny) == 0  # larger than the whole budget: used, not kept
+
+
+def test_prediction_moves_its_features(predictor: Predictor) -> None:
+    result = predictor.predict(photo(40, 40, 1), photo(90, 90, 1), blob_mask(90, 90)).to("cpu")
+    assert result.query_features.features.levels[0].device.type == "cpu"
+    assert result.supports.features.levels[0].device.type == "cpu"

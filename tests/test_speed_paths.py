@@ -11,12 +11,11 @@ import torch
 import torch.nn.functional as F
 
 import hsnet
-from hsnet.model import EpisodeRunner, SpeedOptions
+from hsnet.model.backbone import unfolded
 from hsnet.model.conv4d import CenterPivotConv4d, dense_support_weight
-from hsnet.model import passes
 from hsnet.model.correlation import correlate, stack_level
-from hsnet.model.folding import unfolded
-from hsnet.model.passes import pair_passes
+from hsnet.runtime import InferenceContext, bounded_logits, cached_logits, episode_logits, fold_batchnorm
+from hsnet.runtime.passes import pair_bytes, pair_passes
 
 
 def plain_center_pivot(layer: CenterPivotConv4d, x: torch.Tensor) -> torch.Tensor:
@@ -119,27 +118,26 @@ def episode_inputs(side: int = 64, shots: int = 2) -> tuple[torch.Tensor, torch.
     return torch.randn(1, 3, side, side), torch.randn(1, shots, 3, side, side), masks
 
 
-def test_runner_fp32_is_the_model(resnet50: hsnet.HSNet) -> None:
+def test_context_episodes_fp32_are_the_model(resnet50: hsnet.HSNet) -> None:
     query, supports, masks = episode_inputs()
-    runner = EpisodeRunner(resnet50)
+    context = InferenceContext.create("cpu")
     expected = resnet50.shot_logits(query, supports, masks)
-    torch.testing.assert_close(runner.shot_logits(query, supports, masks), expected)
-    cached = runner.support_features(supports.flatten(0, 1), masks.flatten(0, 1))
-    torch.testing.assert_close(runner.cached_shot_logits(query, cached, 2), expected)
+    torch.testing.assert_close(episode_logits(resnet50, context, query, supports, masks), expected)
+    cached = resnet50.support_features(supports.flatten(0, 1), masks.flatten(0, 1))
+    torch.testing.assert_close(cached_logits(resnet50, context, query, cached, 2), expected)
 
 
-def test_runner_bf16_autocast_on_cpu(resnet50: hsnet.HSNet) -> None:
+def test_context_bf16_autocast_on_cpu(resnet50: hsnet.HSNet) -> None:
     query, supports, masks = episode_inputs()
-    logits = EpisodeRunner(resnet50, SpeedOptions(precision="bf16")).shot_logits(query, supports, masks)
+    logits = episode_logits(resnet50, InferenceContext.create("cpu", "bf16"), query, supports, masks)
     assert logits.dtype == torch.float32 and logits.shape == (1, 2, 2, 64, 64)
     assert torch.isfinite(logits).all()
 
 
-@pytest.mark.parametrize("options", [SpeedOptions(precision="fp16"), SpeedOptions(cuda_graphs=True),
-                                     SpeedOptions(precision="int8")])  # type: ignore[arg-type]
-def test_runner_refuses_what_the_cpu_cannot_run(resnet50: hsnet.HSNet, options: SpeedOptions) -> None:
+@pytest.mark.parametrize("options", [{"precision": "fp16"}, {"cuda_graphs": True}, {"precision": "int8"}])
+def test_context_refuses_what_the_cpu_cannot_run(options: dict) -> None:
     with pytest.raises(hsnet.InputError):
-        EpisodeRunner(resnet50, options)
+        InferenceContext.create("cpu", **options)
 
 
 def test_retained_memory_is_reused_without_page_faults() -> None:
@@ -148,7 +146,7 @@ def test_retained_memory_is_reused_without_page_faults() -> None:
         pytest.skip("glibc only")
     script = (
         "import resource, torch\n"
-        "from hsnet.model import retain_freed_memory\n"
+        "from hsnet.runtime import retain_freed_memory\n"
         "def faults(cycles):\n"
         "    counts = [resource.getrusage(resource.RUSAGE_SELF).ru_minflt]\n"
         "    for _ in range(cycles):\n"
@@ -174,17 +172,19 @@ def test_pair_passes_cover_every_pair_once(batch: int, shots: int, per_pass: int
                for q, s in pair_passes(batch, shots, per_pass))
 
 
-def test_passes_give_the_one_pass_logits(resnet50: hsnet.HSNet, monkeypatch: pytest.MonkeyPatch) -> None:
-    """Pairs split into passes (one pair, then part of a query's shots) equal a single pass."""
+@pytest.mark.parametrize("shared", [False, True])
+def test_passes_give_the_one_pass_logits(resnet50: hsnet.HSNet, shared: bool) -> None:
+    """Pairs split into passes (one pair, part of a query's shots, several queries) equal a single pass, for
+    supports of their own per query and for supports every query shares."""
     torch.manual_seed(5)
     query, supports, masks = torch.randn(2, 3, 64, 64), torch.randn(2, 3, 3, 64, 64), torch.ones(2, 3, 64, 64)
     q = resnet50.query_features(query)
-    s = resnet50.support_features(supports.flatten(0, 1), masks.flatten(0, 1))
-    one_pass = resnet50.decode(resnet50.hypercorrelation(q, s, 3), 3, (64, 64))
-    pair = passes.pair_bytes(q.levels, s.levels)
-    for per_pass in (1, 2, 4):
-        monkeypatch.setattr(passes, "CPU_PASS_BYTES", per_pass * pair)
-        torch.testing.assert_close(resnet50.feature_logits(q, s, 3, (64, 64)), one_pass)
+    s = resnet50.support_features(supports[0] if shared else supports.flatten(0, 1), masks[0] if shared
+                                  else masks.flatten(0, 1))
+    one_pass = resnet50.feature_logits(q, s, 3, (64, 64))
+    pair = pair_bytes(q.levels, s.levels)
+    for per_pass in (1, 2, 4, 6):
+        torch.testing.assert_close(bounded_logits(resnet50, q, s, 3, (64, 64), per_pass * pair), one_pass)
 
 
 def assert_close_to_scale(got: list[torch.Tensor], want: list[torch.Tensor]) -> None:
@@ -202,7 +202,7 @@ def test_folded_batchnorm_equals_the_modules_and_follows_reloaded_weights() -> N
             bn.running_mean.uniform_(-0.2, 0.2), bn.running_var.uniform_(0.5, 1.5), bn.weight.data.uniform_(0.5, 1.5)
         return model
 
-    model = with_batchnorm_statistics(3)
+    model = fold_batchnorm(with_batchnorm_statistics(3))
     images = torch.randn(2, 3, 64, 80)
     extract = model.spec.extract
     with torch.inference_mode():

@@ -18,8 +18,9 @@ def stack_level(features: list[torch.Tensor]) -> torch.Tensor:
 def correlate(query: torch.Tensor, support: torch.Tensor) -> torch.Tensor:
     """Clamped cosine similarity of normalized features.
 
-    query (B, L, C, Hq, Wq) and support (B, K, L, C, Hs, Ws), where the query is
-    shared by the K supports, give (B*K, L, Hq, Wq, Hs, Ws) with values in [0, 1].
+    query (B, L, C, Hq, Wq) and support (B, K, L, C, Hs, Ws), where query b meets
+    its own K supports, or (1, K, L, C, Hs, Ws), K supports every query meets,
+    give (B*K, L, Hq, Wq, Hs, Ws) with values in [0, 1].
 
     A support position whose features are all zero (outside the support mask)
     correlates to exactly 0 with everything. On the CPU, supports whose mask
@@ -28,20 +29,21 @@ def correlate(query: torch.Tensor, support: torch.Tensor) -> torch.Tensor:
     a fraction of the matrix product (the largest cost at level 2).
     """
     b, n_layers, c, hq, wq = query.shape
-    k, hs, ws = support.shape[1], support.shape[-2], support.shape[-1]
+    groups, k, hs, ws = support.shape[0], support.shape[1], support.shape[-2], support.shape[-1]
     q = query.reshape(b, 1, n_layers, c, hq * wq).transpose(-1, -2)
-    s = support.reshape(b, k, n_layers, c, hs * ws)
-    sparse = torch.zeros(b, k, dtype=torch.bool)
+    s = support.reshape(groups, k, n_layers, c, hs * ws)
+    sparse = torch.zeros(groups, k, dtype=torch.bool)
     if support.device.type == "cpu":  # GPU work stays free of data-dependent shapes and host syncs
-        active = s.abs().amax(dim=(2, 3)) > 0  # (B, K, Hs*Ws): positions the mask kept
+        active = s.abs().amax(dim=(2, 3)) > 0  # (G, K, Hs*Ws): positions the mask kept
         sparse = active.sum(dim=-1) <= SPARSE_SUPPORT_FRACTION * hs * ws
     if not sparse.any():
         return torch.matmul(q, s).clamp_(min=0).view(b * k, n_layers, hq, wq, hs, ws)
     corr = None
     for i in range(b):
+        g = i if groups > 1 else 0
         for j in range(k):
-            columns = active[i, j].nonzero().squeeze(1) if sparse[i, j] else None
-            part = torch.matmul(q[i, 0], s[i, j] if columns is None else s[i, j].index_select(-1, columns))
+            columns = active[g, j].nonzero().squeeze(1) if sparse[g, j] else None
+            part = torch.matmul(q[i, 0], s[g, j] if columns is None else s[g, j].index_select(-1, columns))
             if corr is None:  # the product's dtype (autocast may lower it)
                 corr = part.new_empty(b, k, n_layers, hq * wq, hs * ws)
             if columns is None:

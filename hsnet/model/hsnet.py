@@ -7,12 +7,14 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from .backbone import BACKBONES
+from .backbone import BACKBONES, ConvBN, unfolded
 from .correlation import correlate, stack_level
-from .folding import ConvBNFolder, unfolded
 from .learner import HPNLearner
-from .passes import pair_passes, pairs_per_pass
 from .vote import KShotRule, combine_shots
+
+DEFAULT_IMAGE_SIDE = 400  # the authors' training and evaluation side
+IMAGENET_MEAN = (0.485, 0.456, 0.406)
+IMAGENET_STD = (0.229, 0.224, 0.225)
 
 
 @dataclass
@@ -22,20 +24,46 @@ class FeaturePyramid:
     levels: list[torch.Tensor]
 
     def to(self, device: torch.device | str) -> "FeaturePyramid":
+        """The same features on ``device``."""
         return FeaturePyramid([x.to(device) for x in self.levels])
+
+    @staticmethod
+    def cat(pyramids: list["FeaturePyramid"]) -> "FeaturePyramid":
+        """The items of several pyramids in one (one pyramid is returned as it is)."""
+        if len(pyramids) == 1:
+            return pyramids[0]
+        return FeaturePyramid([torch.cat(levels) for levels in zip(*(p.levels for p in pyramids))])
+
+    def select(self, index: slice | torch.Tensor) -> "FeaturePyramid":
+        """Items ``index`` of every level."""
+        return FeaturePyramid([x[index] for x in self.levels])
+
+    @property
+    def nbytes(self) -> int:
+        """Bytes the features take."""
+        return sum(x.numel() * x.element_size() for x in self.levels)
 
 
 class HSNet(nn.Module):
-    """The authors' HSNet; ``backbone`` and ``hpn_learner`` carry their checkpoint's names."""
+    """The authors' HSNet; ``backbone`` and ``hpn_learner`` carry their checkpoint's names.
 
-    def __init__(self, backbone: str = "resnet50", pretrained_backbone: bool = False):
+    ``mask_support=False`` is the authors' variant without support feature masking
+    (Table 1, dagger); ``image_size`` is the square side the weights were trained at.
+    """
+
+    def __init__(self, backbone: str = "resnet50", *, mask_support: bool = True,
+                 image_size: int = DEFAULT_IMAGE_SIDE, pretrained_backbone: bool = False):
         super().__init__()
         if backbone not in BACKBONES:
             raise ValueError(f"unknown backbone {backbone!r}; choose one of {', '.join(BACKBONES)}")
         self.spec = BACKBONES[backbone]
+        self.mask_support = mask_support
+        self.image_size = image_size
         self.backbone = self.spec.build(pretrained_backbone)
         self.hpn_learner = HPNLearner(self.spec.level_sizes)
-        self._folder = ConvBNFolder()
+        self.register_buffer("pixel_mean", torch.tensor(IMAGENET_MEAN).view(1, 3, 1, 1), persistent=False)
+        self.register_buffer("pixel_std", torch.tensor(IMAGENET_STD).view(1, 3, 1, 1), persistent=False)
+        self.conv_bn: ConvBN = unfolded  # how backbone conv + BatchNorm pairs run; hsnet.runtime may fold them
 
     @property
     def backbone_name(self) -> str:
@@ -47,6 +75,10 @@ class HSNet(nn.Module):
         self.backbone.eval()
         return self
 
+    def preprocess(self, images: torch.Tensor) -> torch.Tensor:
+        """(N, 3, H, W) uint8 RGB -> the normalized float input the backbone was trained on."""
+        return (images.to(self.pixel_mean.device, torch.float32) / 255 - self.pixel_mean) / self.pixel_std
+
     def _levels(self, features: list[torch.Tensor]) -> list[torch.Tensor]:
         n4, n3, n2 = self.spec.level_sizes
         total = n4 + n3 + n2
@@ -54,15 +86,13 @@ class HSNet(nn.Module):
         return [stack_level(list(g)) for g in groups]
 
     def _backbone_features(self, images: torch.Tensor) -> list[torch.Tensor]:
-        """The backbone's tapped features; it runs channels-last (NHWC), 15-20% faster on the CPU,
-        with BatchNorm folded into the convolutions on the CPU (folding.py)."""
-        fold = images.device.type == "cpu" and not torch.compiler.is_compiling()
-        return self.spec.extract(self.backbone, images.contiguous(memory_format=torch.channels_last),
-                                 self._folder if fold else unfolded)
+        """The backbone's tapped features; it runs channels-last (NHWC), faster on the CPU."""
+        return self.spec.extract(self.backbone, images.contiguous(memory_format=torch.channels_last), self.conv_bn)
 
-    @staticmethod
-    def _masked(features: list[torch.Tensor], masks: torch.Tensor) -> list[torch.Tensor]:
-        """Each (N, C, h, w) feature times its (N, H, W) mask resized to (h, w)."""
+    def _masked(self, features: list[torch.Tensor], masks: torch.Tensor) -> list[torch.Tensor]:
+        """Each (N, C, h, w) feature times its (N, H, W) mask resized to (h, w) (unless ``mask_support`` is off)."""
+        if not self.mask_support:
+            return features
         mask = masks.unsqueeze(1).to(features[0].dtype)
         return [f * F.interpolate(mask, f.shape[-2:], mode="bilinear", align_corners=True) for f in features]
 
@@ -80,7 +110,7 @@ class HSNet(nn.Module):
     def episode_features(self, query: torch.Tensor, supports: torch.Tensor,
                          masks: torch.Tensor) -> tuple[FeaturePyramid, FeaturePyramid]:
         """Query (B, 3, H, W) and masked support (N, 3, H, W) pyramids, the images in one backbone
-        batch when they share a size (13% less backbone time than two batches on the CPU)."""
+        batch when they share a size (less backbone time than two batches)."""
         if query.shape[-2:] != supports.shape[-2:]:
             return self.query_features(query), self.support_features(supports, masks)
         feats = self._backbone_features(torch.cat([query, supports]))
@@ -89,11 +119,9 @@ class HSNet(nn.Module):
         return FeaturePyramid(self._levels([f[:b] for f in feats])), FeaturePyramid(self._levels(support))
 
     def hypercorrelation(self, query: FeaturePyramid, support: FeaturePyramid, shots: int = 1) -> list[torch.Tensor]:
-        """The three (B*K, L, Hq, Wq, Hs, Ws) correlation levels; support holds B*K items, K per query."""
-        out = []
-        for q, s in zip(query.levels, support.levels):
-            out.append(correlate(q, s.reshape(q.shape[0], shots, *s.shape[1:])))
-        return out
+        """The three (B*K, L, Hq, Wq, Hs, Ws) correlation levels; support holds B*K items (K per query) or K
+        items that every query shares."""
+        return [correlate(q, s.reshape(-1, shots, *s.shape[1:])) for q, s in zip(query.levels, support.levels)]
 
     def forward(self, query: torch.Tensor, support: torch.Tensor, support_mask: torch.Tensor) -> torch.Tensor:
         """(B,3,H,W), (B,3,H,W), (B,H,W) -> 2-channel logits (B,2,H,W) at the support image's size."""
@@ -110,25 +138,11 @@ class HSNet(nn.Module):
     @torch.no_grad()
     def feature_logits(self, query: FeaturePyramid, support: FeaturePyramid, shots: int,
                        output_size: tuple[int, int]) -> torch.Tensor:
-        """Logits (B, K, 2, h, w) from B query pyramids and their B*K support pyramids (e.g. cached ones).
+        """Logits (B, K, 2, h, w) from B query pyramids and their B*K (or K shared) support pyramids.
 
-        Equal to ``decode(hypercorrelation(...))``; on the CPU the pairs go in passes that
-        bound the correlation's memory (see passes.py).
+        All pairs at once: ``hsnet.runtime.passes`` splits large episodes into passes of bounded memory.
         """
-        b = query.levels[0].shape[0]
-        per_pass = pairs_per_pass(query.levels, support.levels)
-        if per_pass is None or per_pass >= b * shots:
-            return self.decode(self.hypercorrelation(query, support, shots), shots, output_size)
-        out = None
-        for queries, shot_range in pair_passes(b, shots, per_pass):
-            n = shot_range.stop - shot_range.start
-            q = FeaturePyramid([x[queries] for x in query.levels])
-            s = FeaturePyramid([x.view(b, shots, *x.shape[1:])[queries, shot_range].flatten(0, 1) for x in support.levels])
-            logits = self.decode(self.hypercorrelation(q, s, n), n, output_size)
-            if out is None:
-                out = logits.new_empty(b, shots, *logits.shape[2:])
-            out[queries, shot_range] = logits
-        return out
+        return self.decode(self.hypercorrelation(query, support, shots), shots, output_size)
 
     def decode(self, corr: list[torch.Tensor], shots: int, output_size: tuple[int, int]) -> torch.Tensor:
         """Logits (B, K, 2, h, w) from the hypercorrelation pyramid, resized to ``output_size``."""

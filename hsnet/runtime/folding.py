@@ -2,16 +2,17 @@
 
 In eval mode BatchNorm is a per-channel affine map, so ``bn(conv(x))`` equals a
 convolution with weight ``w * g / sqrt(v + eps)`` and bias ``b - m * g / sqrt(v + eps)``
-(the same values up to float rounding, ~1e-6 relative). On the CPU this skips one
-pass over every activation: 8% of a ResNet-50 backbone at 400x400. The backbone
-module keeps its own (torchvision's, the checkpoints') parameters; the folded
-copies live here and are refolded whenever one of their sources changes.
+(the same values up to float rounding). The backbone module keeps its own
+parameters; the folded copies live here and are refolded when a source changes.
 """
 from __future__ import annotations
 
 import torch
 import torch.nn.functional as F
 from torch import nn
+
+from ..model.backbone import unfolded
+from ..model.hsnet import HSNet
 
 _Sources = tuple[tuple[torch.Tensor, int], ...]
 
@@ -26,7 +27,9 @@ def _unchanged(held: _Sources, current: tuple[torch.Tensor, ...]) -> bool:
 
 
 class ConvBNFolder:
-    """Calls ``bn(conv(x))`` (a convolution without bias, as in ResNets) as one folded convolution.
+    """Calls ``bn(conv(x))`` (a convolution without bias, as in ResNets) as one folded convolution on the CPU.
+
+    Elsewhere (GPUs, compiled graphs) the two modules run as they are.
 
     Each pair's folded weight is kept until one of its sources changes.
     A source changes when weights are loaded (an in-place copy bumps the tensor's
@@ -39,7 +42,7 @@ class ConvBNFolder:
 
     def __call__(self, conv: nn.Conv2d, bn: nn.BatchNorm2d, x: torch.Tensor) -> torch.Tensor:
         current = _sources(conv, bn)
-        if any(t.is_inference() for t in current):
+        if x.device.type != "cpu" or torch.compiler.is_compiling() or any(t.is_inference() for t in current):
             return unfolded(conv, bn, x)
         entry = self._folded.get(id(conv))
         if entry is None or not _unchanged(entry[0], current):
@@ -56,6 +59,8 @@ class ConvBNFolder:
         return weight, bias
 
 
-def unfolded(conv: nn.Conv2d, bn: nn.BatchNorm2d, x: torch.Tensor) -> torch.Tensor:
-    """``bn(conv(x))`` as two modules: the path for GPUs, autograd and compiled or captured graphs."""
-    return bn(conv(x))
+def fold_batchnorm(model: HSNet) -> HSNet:
+    """Make ``model``'s backbone run its convolution + BatchNorm pairs folded on the CPU (idempotent)."""
+    if not isinstance(model.conv_bn, ConvBNFolder):
+        model.conv_bn = ConvBNFolder()
+    return model

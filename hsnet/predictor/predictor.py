@@ -1,0 +1,322 @@
+"""Images in, masks and hypercorrelation heatmaps out: the one way hsnet turns images into masks.
+
+Supports are encoded once (``set_supports``, cached by content) and queried many
+times (``predict``, ``predict_many``). Images are resized to the model's square
+side as the authors do; correlation and learner run in bounded passes
+(``hsnet.runtime.passes``); masks are made at model resolution and only the
+final mask is resized to the query's original size.
+"""
+from __future__ import annotations
+
+import hashlib
+import operator
+import time
+from collections.abc import Iterable, Iterator, Sequence
+
+import numpy as np
+import torch
+from PIL import Image
+
+from ..errors import InputError
+from ..inputs import ImageLike, load_mask, load_rgb
+from ..limits import check_image_size
+from ..model import K_SHOT_RULES, FeaturePyramid, HSNet, correlate, foreground_score
+from ..runtime import InferenceContext, backbone_passes, bounded_passes, cached_logits
+from .cache import DEFAULT_CACHE_BYTES, SupportCache
+from .results import LayerMap, Prediction, QueryFeatures, SupportSet, resized
+
+MAX_SHOTS = 16
+
+
+class _Stopwatch:
+    """Seconds per stage, waiting for the device before each reading."""
+
+    def __init__(self, context: InferenceContext):
+        self.context = context
+        self.timings: dict[str, float] = {}
+        self.start = self.tick = time.perf_counter()
+
+    def lap(self, stage: str) -> None:
+        self.context.synchronize()
+        now = time.perf_counter()
+        self.timings[stage] = self.timings.get(stage, 0.0) + now - self.tick
+        self.tick = now
+
+    def total(self) -> dict[str, float]:
+        return {**self.timings, "total": time.perf_counter() - self.start}
+
+
+def _as_list(items: Sequence[ImageLike] | ImageLike) -> list[ImageLike]:
+    return list(items) if isinstance(items, (list, tuple)) else [items]
+
+
+class Predictor:
+    """Few-shot segmentation of queries from 1..16 annotated supports with one HSNet.
+
+    ``device``: None picks CUDA when available; ``precision``: "fp32", "bf16", "fp16" or
+    "auto" (autocast); ``image_size``: the square side (default: the model's, at most 640);
+    ``cache_bytes``: the budget of encoded supports kept by content; ``compile`` and
+    ``cuda_graphs``: see ``hsnet.runtime.InferenceContext``.
+    """
+
+    def __init__(self, model: HSNet, device: str | torch.device | None = None, precision: str = "fp32",
+                 image_size: int | None = None, *, cache_bytes: int = DEFAULT_CACHE_BYTES, compile: bool = False,
+                 cuda_graphs: bool = False):
+        self.image_size = check_image_size(model.image_size if image_size is None else image_size)
+        self.context = InferenceContext.create(device, precision, compile=compile, cuda_graphs=cuda_graphs)
+        self.model = self.context.prepare(model)
+        self.cache = SupportCache(cache_bytes)
+
+    @property
+    def device(self) -> torch.device:
+        """Where the model runs."""
+        return self.context.device
+
+    @property
+    def precision(self) -> str:
+        """The precision the model runs in."""
+        return self.context.precision
+
+    @property
+    def layer_names(self) -> list[str]:
+        """Backbone layer names in the order of ``Prediction.layer_maps``."""
+        return [name for _, names in self._levels() for name in names]
+
+    def _levels(self) -> list[tuple[int, list[str]]]:
+        """(level, layer names) for levels 4, 3, 2 in the order the model stacks them."""
+        names = list(self.model.spec.layer_names)
+        n4, n3, n2 = self.model.spec.level_sizes
+        return [(4, names[len(names) - n4:]), (3, names[len(names) - n4 - n3: len(names) - n4]), (2, names[:n2])]
+
+    # ---- decoding -------------------------------------------------------------------------------------------
+
+    def _resized(self, images: Sequence[Image.Image]) -> np.ndarray:
+        """The authors' resize (PIL bilinear to the square side) as uint8 (N, S, S, 3)."""
+        side = (self.image_size, self.image_size)
+        return np.stack([np.asarray(image.resize(side, Image.BILINEAR)) for image in images])
+
+    def _pixels(self, images: Sequence[Image.Image] | np.ndarray) -> torch.Tensor:
+        """Resized images (or their (N, S, S, 3) array) as uint8 (N, 3, S, S) on the device."""
+        arrays = images if isinstance(images, np.ndarray) else self._resized(images)
+        return torch.from_numpy(arrays).to(self.device).permute(0, 3, 1, 2)
+
+    def _read_supports(self, images: Sequence[ImageLike] | ImageLike,
+                       masks: Sequence[ImageLike] | ImageLike) -> tuple[str, torch.Tensor, torch.Tensor]:
+        """(content key, (K, 3, S, S) uint8 pixels, (K, S, S) float masks) of the supports, checked."""
+        images, masks = _as_list(images), _as_list(masks)
+        if not images:
+            raise InputError("no support image given; give at least one support image with its mask")
+        if len(images) != len(masks):
+            raise InputError(f"{len(images)} support images but {len(masks)} masks; give one mask per support image")
+        if len(images) > MAX_SHOTS:
+            raise InputError(f"{len(images)} supports given; use at most {MAX_SHOTS}")
+        rgb, small_masks = [], []
+        side = (self.image_size, self.image_size)
+        for i, (image, mask) in enumerate(zip(images, masks), start=1):
+            rgb.append(load_rgb(image, f"support image {i}"))
+            full = load_mask(mask, rgb[-1].size, f"support mask {i}")
+            small = np.asarray(Image.fromarray(full).resize(side, Image.NEAREST))
+            if not small.any():  # the model would see an empty support: no object to look for
+                raise InputError(f"support mask {i} marks only {int(full.sum())} pixel(s), which vanish when the support "
+                                 f"is resized to {self.image_size}x{self.image_size}; mark a larger part of the object")
+            small_masks.append(small)
+        resized_rgb, mask_array = self._resized(rgb), np.stack(small_masks)
+        digest = hashlib.sha256(f"{self.image_size}|{self.precision}|{self.model.mask_support}".encode())
+        digest.update(resized_rgb.tobytes())
+        digest.update(np.packbits(mask_array).tobytes())
+        return digest.hexdigest(), self._pixels(resized_rgb), torch.from_numpy(mask_array).to(self.device, torch.float32)
+
+    # ---- encoding -------------------------------------------------------------------------------------------
+
+    def _backbone_passes(self, images: int) -> list[slice]:
+        return backbone_passes(images, self.image_size, self.context.pass_bytes)
+
+    def _query_features(self, pixels: torch.Tensor) -> FeaturePyramid:
+        """Features of (N, 3, S, S) uint8 queries, a bounded backbone batch at a time (inside ``inference``)."""
+        return FeaturePyramid.cat([self.model.query_features(self.model.preprocess(pixels[part]))
+                                   for part in self._backbone_passes(len(pixels))])
+
+    def _support_features(self, pixels: torch.Tensor, masks: torch.Tensor) -> FeaturePyramid:
+        """Masked features of (K, 3, S, S) uint8 supports, a bounded backbone batch at a time (inside ``inference``)."""
+        return FeaturePyramid.cat([self.model.support_features(self.model.preprocess(pixels[part]), masks[part])
+                                   for part in self._backbone_passes(len(pixels))])
+
+    def set_supports(self, images: Sequence[ImageLike] | ImageLike,
+                     masks: Sequence[ImageLike] | ImageLike) -> SupportSet:
+        """Encode 1..16 support images with their masks once (or find them in the cache by content)."""
+        key, pixels, mask_tensor = self._read_supports(images, masks)
+        cached = self.cache.get(key)
+        if cached is not None:
+            return SupportSet(cached.features, cached.shots, cached.image_size, key, from_cache=True)
+        with self.context.inference():
+            features = self._support_features(pixels, mask_tensor)
+        supports = SupportSet(features, len(pixels), self.image_size, key)
+        self.cache.put(supports)
+        return supports
+
+    def encode_query(self, query: ImageLike) -> QueryFeatures:
+        """One query's features at model resolution (what ``point_correlation`` reads), with its original size."""
+        image = load_rgb(query, "query image")
+        with self.context.inference():
+            features = self._query_features(self._pixels([image]))
+        return QueryFeatures(features, image.size)
+
+    # ---- tensor-level entries (evaluation, benchmark) -------------------------------------------------------
+
+    def logits(self, query: torch.Tensor, supports: SupportSet,
+               output_size: tuple[int, int] | None = None) -> torch.Tensor:
+        """(B, 3, H, W) normalized queries against encoded supports -> (B, K, 2, h, w) float32 logits, in bounded
+        passes; ``output_size`` defaults to the query's (H, W). (Whole episodes: ``hsnet.runtime.episode_logits``.)"""
+        return cached_logits(self.model, self.context, query, supports.features, supports.shots, output_size)
+
+    # ---- predictions ----------------------------------------------------------------------------------------
+
+    def predict(self, query: ImageLike, supports: SupportSet | Sequence[ImageLike] | ImageLike,
+                masks: Sequence[ImageLike] | ImageLike | None = None, rule: str = "vote") -> Prediction:
+        """Segment ``query`` given a ``SupportSet``, or support images and their ``masks`` (encoded and cached).
+
+        ``rule`` merges K > 1 shots: "vote" (the authors') or "mean-prob".
+        """
+        self._check_rule(rule)
+        watch = _Stopwatch(self.context)
+        image = load_rgb(query, "query image")
+        if isinstance(supports, SupportSet):
+            if masks is not None:
+                raise InputError("masks given with a SupportSet; its supports are already masked, pass it alone")
+            handle, query_features = supports, None
+            watch.lap("preprocess")
+        else:
+            if masks is None:
+                raise InputError("support images given without masks; give one mask per support image")
+            handle, query_features = self._encode_episode(image, supports, masks, watch)
+        if query_features is None:
+            with self.context.inference():
+                query_features = self._query_features(self._pixels([image]))
+        watch.lap("backbone")
+        (result,) = self._segment([image], query_features, handle, rule, watch, fresh_supports=not handle.from_cache
+                                  and not isinstance(supports, SupportSet))
+        return result
+
+    def _encode_episode(self, query: Image.Image, images: Sequence[ImageLike] | ImageLike,
+                        masks: Sequence[ImageLike] | ImageLike,
+                        watch: _Stopwatch) -> tuple[SupportSet, FeaturePyramid | None]:
+        """The supports' handle, and the query's features when the supports were new (one backbone batch if it
+        fits one pass)."""
+        key, pixels, mask_tensor = self._read_supports(images, masks)
+        cached = self.cache.get(key)
+        watch.lap("preprocess")
+        if cached is not None:
+            return SupportSet(cached.features, cached.shots, cached.image_size, key, from_cache=True), None
+        with self.context.inference():
+            query_pixels = self._pixels([query])
+            if len(self._backbone_passes(1 + len(pixels))) == 1:
+                batch = self.model.preprocess(torch.cat([query_pixels, pixels]))
+                query_features, features = self.model.episode_features(batch[:1], batch[1:], mask_tensor)
+            else:
+                query_features = self._query_features(query_pixels)
+                features = self._support_features(pixels, mask_tensor)
+        supports = SupportSet(features, len(pixels), self.image_size, key)
+        self.cache.put(supports)
+        return supports, query_features
+
+    def predict_many(self, queries: Iterable[ImageLike], supports: SupportSet, batch_size: int = 4,
+                     rule: str = "vote") -> Iterator[Prediction]:
+        """Segment every query against one ``SupportSet``, ``batch_size`` queries per backbone batch; yields one
+        Prediction per query in input order. A query that cannot be decoded raises InputError after the results
+        of the queries before it."""
+        self._check_rule(rule)
+        if not isinstance(supports, SupportSet):
+            raise InputError("predict_many takes a SupportSet; make one with predictor.set_supports(images, masks)")
+        try:
+            batch_size = operator.index(batch_size)
+        except TypeError:
+            raise InputError(f"batch size {batch_size!r} is not an integer; give 1 or more") from None
+        if batch_size < 1:
+            raise InputError(f"batch size {batch_size} must be at least 1")
+        pending: list[Image.Image] = []
+        for index, query in enumerate(queries, start=1):
+            try:
+                pending.append(load_rgb(query, f"query image {index}"))
+            except InputError:
+                yield from self._predict_batch(pending, supports, rule)
+                raise
+            if len(pending) == batch_size:
+                yield from self._predict_batch(pending, supports, rule)
+                pending = []
+        yield from self._predict_batch(pending, supports, rule)
+
+    def _predict_batch(self, images: list[Image.Image], supports: SupportSet, rule: str) -> list[Prediction]:
+        if not images:
+            return []
+        watch = _Stopwatch(self.context)
+        with self.context.inference():
+            features = self._query_features(self._pixels(images))
+        watch.lap("backbone")
+        return self._segment(images, features, supports, rule, watch)
+
+    def _segment(self, images: list[Image.Image], query: FeaturePyramid, supports: SupportSet, rule: str,
+                 watch: _Stopwatch, fresh_supports: bool = False) -> list[Prediction]:
+        """Correlation and learner in bounded passes, masks at model resolution, then each final mask resized."""
+        batch, shots, side = len(images), supports.shots, (self.image_size, self.image_size)
+        support_features = supports.features.to(self.device)
+        best: list[torch.Tensor] = [torch.zeros(0)] * 3  # per level: (B, L, h, w) best match summed over shots
+        logits = None
+        with self.context.inference():
+            for queries, shot_range, q, s in bounded_passes(query, support_features, shots, self.context.pass_bytes):
+                n = shot_range.stop - shot_range.start
+                corr = self.model.hypercorrelation(q, s, n)
+                for level, c in enumerate(corr):
+                    matches = c.amax(dim=(-2, -1)).float().unflatten(0, (-1, n)).sum(dim=1)
+                    if not best[level].numel():
+                        best[level] = matches.new_zeros(batch, *matches.shape[1:])
+                    best[level][queries] += matches
+                watch.lap("correlation")
+                part = self.model.decode(corr, n, side).float()
+                del corr
+                if logits is None:
+                    logits = part.new_empty(batch, shots, *part.shape[2:])
+                logits[queries, shot_range] = part
+                watch.lap("learner")
+            probabilities = logits.softmax(dim=2)[:, :, 1].cpu().numpy()
+            scores = foreground_score(logits, rule).cpu().numpy()
+        maps = [(m / shots).cpu().numpy() for m in best]
+        results = []
+        for i, image in enumerate(images):
+            layer_maps = [LayerMap(name, level, values[i, j])
+                          for values, (level, names) in zip(maps, self._levels()) for j, name in enumerate(names)]
+            results.append(Prediction(
+                mask=resized(scores[i], image.size) >= 0.5, shot_probabilities=probabilities[i], layer_maps=layer_maps,
+                timings={}, device=str(self.device), support_cache_hit=not fresh_supports,
+                query_features=QueryFeatures(query.select(slice(i, i + 1)), image.size), supports=supports,
+            ))
+        watch.lap("postprocess")
+        for result in results:
+            result.timings = watch.total()
+        return results
+
+    def point_correlation(self, supports: SupportSet, query_features: QueryFeatures, x: float,
+                          y: float) -> list[list[LayerMap]]:
+        """Correlation of the query point (x, y) (original pixels) with every support cell: per support, per layer."""
+        width, height = query_features.size
+        if not (0 <= x < width and 0 <= y < height):
+            raise InputError(f"point ({x:.0f}, {y:.0f}) is outside the {width}x{height} query")
+        per_level = []
+        with torch.inference_mode():
+            for q, s in zip(query_features.features.levels, supports.features.levels):
+                hq, wq = q.shape[-2:]
+                row, col = min(int(y * hq / height), hq - 1), min(int(x * wq / width), wq - 1)
+                point = q[:, :, :, row: row + 1, col: col + 1].float()  # (1, L, C, 1, 1)
+                corr = correlate(point, s.to(point.device, torch.float32)[None])  # (K, L, 1, 1, hs, ws)
+                per_level.append(corr[:, :, 0, 0].cpu().numpy())
+        return [[LayerMap(name, level, values[k, i])
+                 for values, (level, names) in zip(per_level, self._levels()) for i, name in enumerate(names)]
+                for k in range(supports.shots)]
+
+    def clear_cache(self) -> None:
+        """Forget every cached support."""
+        self.cache.clear()
+
+    @staticmethod
+    def _check_rule(rule: str) -> None:
+        if rule not in K_SHOT_RULES:
+            raise InputError(f"unknown k-shot rule {str(rule)[:40]!r}; choose one of {', '.join(K_SHOT_RULES)}")
