@@ -109,3 +109,33 @@ def test_authors_code_that_is_not_a_clone_is_refused_in_one_line(layout: str, tm
     assert done.returncode == 2
     last = done.stderr.strip().splitlines()[-1]
     assert "--authors-code" in last and "clone of the authors' repository" in last and "Traceback" not in done.stderr
+
+
+def run_tool(tool: str, *args: str, tmp_path: Path) -> subprocess.CompletedProcess:
+    env = {**os.environ, "OMP_NUM_THREADS": "1", "PYTHONPATH": str(ROOT)}
+    return subprocess.run([sys.executable, str(ROOT / "benchmarks" / tool), *args, "--out", str(tmp_path)],
+                          capture_output=True, text=True, timeout=600, env=env)
+
+
+@pytest.mark.slow
+def test_peak_memory_measures_each_case_and_stops_one_over_the_limit(tmp_path: Path) -> None:
+    done = run_tool("peak_memory.py", "--sizes", "64", "--shots", "1", "2", "--limit-gb", "6", tmp_path=tmp_path)
+    assert done.returncode == 0, done.stderr[-3000:]
+    rows = json.loads((tmp_path / "peak-memory-cpu.json").read_text())["rows"]
+    assert [(r["side"], r["shots"]) for r in rows] == [(64, 1), (64, 2)]
+    assert all(r["peak_rss_bytes"] > r["rss_before_bytes"] > 0 for r in rows)
+    done = run_tool("peak_memory.py", "--sizes", "64", "--shots", "1", "--limit-gb", "0.05", tmp_path=tmp_path)
+    rows = json.loads((tmp_path / "peak-memory-cpu.json").read_text())["rows"]
+    assert [r.get("stopped") for r in rows if r["shots"] == 1] == ["passed 0.1 GiB"]
+    assert "passed 0.1 GiB" in (tmp_path / "peak-memory-cpu.md").read_text()
+
+
+@pytest.mark.slow
+def test_throughput_labels_queries_at_every_batch_size(tmp_path: Path) -> None:
+    done = run_tool("throughput.py", "--sizes", "64", "--shots", "2", "--batches", "1", "3", "--queries", "4",
+                    "--rounds", "1", tmp_path=tmp_path)
+    assert done.returncode == 0, done.stderr[-3000:]
+    (table,) = tmp_path.glob("throughput-*.json")
+    rows = json.loads(table.read_text())["rows"]
+    assert sorted(r["batch"] for r in rows) == [1, 3] and all(r["queries_per_s"] > 0 for r in rows)
+    assert "(best)" in table.with_suffix(".md").read_text()
