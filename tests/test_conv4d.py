@@ -97,3 +97,22 @@ def test_sparse_support_convolves_only_the_kept_pivots(monkeypatch: pytest.Monke
         keep[0, 2 * (pivot // 4), 2 * (pivot % 4)] = True
     layer(masked_correlation_like((1, 2, 5, 5, 8, 8), keep))
     assert batches == [expected_batch]
+
+
+@pytest.mark.parametrize("kernel,stride,shape", [(3, 1, (2, 8, 4, 5, 2, 2)), (3, 2, (1, 6, 3, 4, 4, 4))])
+def test_small_support_maps_in_float32_inference_match_the_dense_4d_conv(kernel: int, stride: int,
+                                                                         shape: tuple[int, ...]) -> None:
+    """Support maps within one kernel window take a float32 matrix product (oneDNN on the CPU); with and
+    without gradients it matches the float64 dense 4D conv."""
+    torch.manual_seed(stride)
+    layer = CenterPivotConv4d(shape[1], 5, kernel, stride)
+    x = torch.randn(*shape)
+    expected = dense_conv4d(x.double(), center_pivot_kernel(layer.double()), layer.conv1.bias + layer.conv2.bias,
+                            stride).float()
+    layer.float()
+    with torch.inference_mode():
+        torch.testing.assert_close(layer(x), expected, rtol=1e-5, atol=1e-5)
+    trained = layer(x.requires_grad_())
+    trained.sum().backward()
+    torch.testing.assert_close(trained.detach(), expected, rtol=1e-5, atol=1e-5)
+    assert x.grad is not None and layer.conv2.weight.grad is not None

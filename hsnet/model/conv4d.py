@@ -47,6 +47,15 @@ def dense_support_weight(weight: torch.Tensor, size: tuple[int, int], stride: in
     return taps.view(o, c, n_out, -1).transpose(1, 2).reshape(o * n_out, -1)
 
 
+def linear(rows: torch.Tensor, weight: torch.Tensor, bias: torch.Tensor) -> torch.Tensor:
+    """``rows @ weight.T + bias``; in fp32 CPU inference through oneDNN, which ran it 2.3x faster than
+    the BLAS matrix product on the AMD EPYC machines this was measured on (docs/performance.md)."""
+    if (rows.device.type == "cpu" and rows.dtype == weight.dtype == torch.float32 and torch.backends.mkldnn.is_available()
+            and not (torch.is_grad_enabled() and (rows.requires_grad or weight.requires_grad))):
+        return torch.ops.mkldnn._linear_pointwise(rows, weight, bias, "none", [], "")
+    return F.linear(rows, weight, bias)
+
+
 class CenterPivotConv4d(nn.Module):
     """Maps (B, C, Hq, Wq, Hs, Ws) to (B, O, Hq, Wq, Hs', Ws'); strides act on the support dims only."""
 
@@ -103,6 +112,6 @@ class CenterPivotConv4d(nn.Module):
         # The whole support map fits in one kernel window: one dense matrix product for all query positions.
         hs2, ws2 = (hs - 1) // s + 1, (ws - 1) // s + 1
         weight = dense_support_weight(self.conv2.weight, (hs, ws), s)  # (O*Hs'*Ws', C*Hs*Ws)
-        columns = x.reshape(b, c, hq * wq, hs * ws).transpose(2, 3).reshape(b, c * hs * ws, hq * wq)
-        out = torch.matmul(weight, columns).add_(self.conv2.bias.repeat_interleave(hs2 * ws2).unsqueeze(1))
-        return out.view(b, -1, hs2, ws2, hq * wq).permute(0, 1, 4, 2, 3)
+        rows = x.reshape(b, c, hq * wq, hs * ws).transpose(1, 2).reshape(b * hq * wq, c * hs * ws)
+        out = linear(rows, weight, self.conv2.bias.repeat_interleave(hs2 * ws2))
+        return out.view(b, hq * wq, -1, hs2, ws2).transpose(1, 2)
