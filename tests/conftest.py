@@ -1,16 +1,23 @@
-"""Shared fixtures: small real HSNet models with seeded random weights."""
+"""Shared fixtures: small real HSNet models with seeded random weights, and seeded photos and masks."""
 from __future__ import annotations
 
+from typing import Callable
+
+import numpy as np
 import pytest
 import torch
+from PIL import Image
 
 import hsnet
 
+Photo = Callable[[int, int, int], Image.Image]
+Blob = Callable[[int, int], np.ndarray]
 
-def seeded_model(backbone: str = "resnet50", seed: int = 0) -> hsnet.HSNet:
+
+def seeded_model(backbone: str = "resnet50", seed: int = 0, **options: object) -> hsnet.HSNet:
     """An HSNet whose every parameter and BatchNorm statistic is seeded noise (deterministic)."""
     torch.manual_seed(seed)
-    model = hsnet.build_model(backbone)
+    model = hsnet.build_model(backbone, **options)
     with torch.no_grad():
         for name, tensor in model.state_dict().items():
             if name.endswith("running_var"):
@@ -30,3 +37,28 @@ def resnet50() -> hsnet.HSNet:
 def vgg16() -> hsnet.HSNet:
     """One random-weight VGG-16 HSNet for the whole run (treat as read-only)."""
     return seeded_model("vgg16")
+
+
+@pytest.fixture(scope="session")
+def seeded() -> Callable[..., hsnet.HSNet]:
+    """``seeded(backbone, seed, **options)``: a fresh random-weight HSNet of its own (for tests that change it)."""
+    return seeded_model
+
+
+@pytest.fixture(scope="session")
+def photo() -> Photo:
+    """``photo(width, height, seed)``: an RGB noise image."""
+    def make(width: int, height: int, seed: int) -> Image.Image:
+        rng = np.random.default_rng(seed)
+        return Image.fromarray(rng.integers(0, 256, (height, width, 3), dtype=np.uint8))
+    return make
+
+
+@pytest.fixture(scope="session")
+def blob() -> Blob:
+    """``blob(width, height)``: a boolean mask marking the middle half of each side."""
+    def make(width: int, height: int) -> np.ndarray:
+        mask = np.zeros((height, width), bool)
+        mask[height // 4: 3 * height // 4, width // 3: 2 * width // 3] = True
+        return mask
+    return make

@@ -31,3 +31,12 @@ def test_zero_features_correlate_to_zero() -> None:
     q = stack_level([torch.randn(1, 4, 2, 2)])
     s = stack_level([torch.zeros(1, 4, 3, 3)])
     assert correlate(q, s.unsqueeze(1)).abs().max() == 0
+
+
+def test_supports_shared_by_every_query_equal_repeated_ones() -> None:
+    """A (1, K, ...) support group met by B queries gives what B copies of it give, dense and sparse alike."""
+    torch.manual_seed(2)
+    query = stack_level([torch.randn(3, 8, 4, 5) for _ in range(2)])
+    support = stack_level([torch.randn(2, 8, 6, 3) for _ in range(2)]).unsqueeze(0)  # K = 2
+    support[0, 1, ..., 1:, :] = 0  # the second support keeps one row: the sparse path on the CPU
+    torch.testing.assert_close(correlate(query, support), correlate(query, support.expand(3, -1, -1, -1, -1, -1)))

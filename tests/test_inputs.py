@@ -113,6 +113,28 @@ def test_exif_orientation_is_applied(tmp_path: Path, orientation: int) -> None:
     assert np.abs(image[8::16, 8::16] - expected).max() < 40
 
 
+@pytest.mark.parametrize("orientation", range(1, 9))
+def test_what_load_rgb_returns_is_not_decoded_again(tmp_path: Path, orientation: int) -> None:
+    """An upright decoded image goes through load_rgb as it is; an image the caller opened is still turned."""
+    exif = Image.Exif()
+    exif[0x0112] = orientation
+    Image.fromarray(PHOTO).save(tmp_path / "phone.jpg", exif=exif, quality=95)
+    with Image.open(tmp_path / "phone.jpg") as opened:
+        upright = load_rgb(opened)
+    assert np.array_equal(np.asarray(upright), np.asarray(load_rgb(tmp_path / "phone.jpg")))
+    assert load_rgb(upright) is upright
+    mask = load_mask(np.asarray(upright)[:, :, 0] > 128, upright.size)
+    assert load_mask(mask, upright.size) is mask
+
+
+def test_a_boolean_mask_of_another_size_is_still_checked() -> None:
+    with pytest.raises(InputError, match="marks no pixels"):
+        load_mask(np.zeros((4, 6), bool), (6, 4))
+    assert load_mask(np.ones((2, 3), bool), (6, 4)).shape == (4, 6)
+    with pytest.raises(InputError, match="give the mask drawn on that image"):
+        load_mask(np.ones((6, 2), bool), (6, 4))
+
+
 @pytest.mark.parametrize("size", [(1, 1), (2, 3), (3, 2), (1, 40)])
 def test_tiny_images_are_accepted(tmp_path: Path, size: tuple[int, int]) -> None:
     Image.new("RGB", size, (10, 20, 30)).save(tmp_path / "tiny.png")

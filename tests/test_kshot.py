@@ -4,7 +4,7 @@ from __future__ import annotations
 import pytest
 import torch
 
-from hsnet.model.vote import authors_vote, combine_shots
+from hsnet.model.vote import authors_vote, combine_shots, foreground_score
 
 
 def test_vote_rule_on_hand_made_votes() -> None:
@@ -61,3 +61,16 @@ def test_non_square_inputs(resnet50, height: int, width: int) -> None:
         mask_out = resnet50.predict_mask(query, support[:, None], mask[:, None], output_size=(37, 53))
     assert logits.shape == (1, 2, height, width)
     assert mask_out.shape == (1, 37, 53)
+
+
+@pytest.mark.parametrize("shots", [1, 2, 5])
+@pytest.mark.parametrize("rule", ["vote", "mean-prob"])
+def test_foreground_score_cut_at_half_is_the_rule(shots: int, rule: str) -> None:
+    """The Predictor resizes this score and cuts it at 0.5: at model resolution that is exactly the rule's mask."""
+    torch.manual_seed(shots)
+    logits = torch.randn(3, shots, 2, 6, 7)
+    score = foreground_score(logits, rule)
+    assert score.shape == (3, 6, 7) and 0 <= score.min() and score.max() <= 1
+    assert torch.equal((score >= 0.5).float(), combine_shots(logits, rule))
+    if shots == 1 and rule == "vote":
+        assert torch.equal(score >= 0.5, logits[:, 0].argmax(dim=1).bool())

@@ -12,23 +12,11 @@ import numpy as np
 import pytest
 import torch
 import torch.nn.functional as F
-from PIL import Image
 
 from hsnet import Predictor
 from hsnet.runtime.passes import BACKBONE_BYTES_PER_PIXEL, pair_bytes
 
 SIDE = 64
-
-
-def photo(width: int, height: int, seed: int) -> Image.Image:
-    rng = np.random.default_rng(seed)
-    return Image.fromarray(rng.integers(0, 256, (height, width, 3), dtype=np.uint8))
-
-
-def blob(width: int, height: int) -> np.ndarray:
-    mask = np.zeros((height, width), bool)
-    mask[height // 4: 3 * height // 4, width // 4: 3 * width // 4] = True
-    return mask
 
 
 @pytest.fixture()
@@ -51,7 +39,7 @@ def recorded(resnet50, monkeypatch: pytest.MonkeyPatch) -> dict[str, list[int]]:
     return calls
 
 
-def budgeted(model, pairs: int) -> Predictor:
+def budgeted(model, pairs: int, photo, blob) -> Predictor:
     """A CPU predictor at SIDE whose passes hold ``pairs`` (query, support) pairs' correlation."""
     predictor = Predictor(model, device="cpu", image_size=SIDE)
     one = pair_bytes(predictor.encode_query(photo(SIDE, SIDE, 0)).features.levels,
@@ -61,9 +49,9 @@ def budgeted(model, pairs: int) -> Predictor:
     return predictor
 
 
-def test_k_supports_never_correlate_all_at_once(resnet50, recorded) -> None:
+def test_k_supports_never_correlate_all_at_once(resnet50, recorded, photo, blob) -> None:
     supports, masks = [photo(80, 60, k) for k in range(5)], [blob(80, 60)] * 5
-    predictor = budgeted(resnet50, pairs=2)
+    predictor = budgeted(resnet50, 2, photo, blob)
     recorded["pairs"].clear()
     bounded = predictor.predict(photo(70, 50, 9), supports, masks)
     assert recorded["pairs"] == [2, 2, 1]  # never the 5 pairs at once
@@ -77,7 +65,7 @@ def test_k_supports_never_correlate_all_at_once(resnet50, recorded) -> None:
         assert np.array_equal(result.mask, whole.mask)
 
 
-def test_backbone_batches_are_bounded(resnet50, recorded) -> None:
+def test_backbone_batches_are_bounded(resnet50, recorded, photo, blob) -> None:
     predictor = Predictor(resnet50, device="cpu", image_size=SIDE)
     predictor.context = dataclasses.replace(predictor.context, max_pass_bytes=2 * BACKBONE_BYTES_PER_PIXEL * SIDE**2)
     handle = predictor.set_supports([photo(80, 60, k) for k in range(5)], [blob(80, 60)] * 5)
@@ -90,7 +78,7 @@ def test_backbone_batches_are_bounded(resnet50, recorded) -> None:
     assert recorded["backbone"] == [1, 2]  # query and supports would be 3 images: not one batch
 
 
-def test_a_large_query_is_worked_at_model_resolution(resnet50, monkeypatch: pytest.MonkeyPatch) -> None:
+def test_a_large_query_is_worked_at_model_resolution(resnet50, monkeypatch, photo, blob) -> None:
     """Only one-channel maps (the final mask, then what is asked for) are made at the query's full size."""
     width, height, shots = 1500, 1000, 3
     predictor = Predictor(resnet50, device="cpu", image_size=SIDE)
@@ -117,7 +105,6 @@ PEAK_SCRIPT = """
 import resource, sys
 import numpy as np
 import torch
-from PIL import Image
 import hsnet
 
 torch.manual_seed(0)

@@ -11,25 +11,14 @@ from hsnet import InputError, Predictor, SupportSet
 from hsnet.predictor import SupportCache
 
 
-def photo(width: int, height: int, seed: int) -> Image.Image:
-    rng = np.random.default_rng(seed)
-    return Image.fromarray((rng.random((height, width, 3)) * 255).astype(np.uint8))
-
-
-def blob_mask(width: int, height: int) -> Image.Image:
-    mask = np.zeros((height, width), np.uint8)
-    mask[height // 4: 3 * height // 4, width // 3: 2 * width // 3] = 255
-    return Image.fromarray(mask)
-
-
 @pytest.fixture(scope="module")
 def predictor(resnet50) -> Predictor:
     return Predictor(resnet50, device="cpu", image_size=128)
 
 
 @pytest.mark.parametrize("width,height", [(517, 333), (333, 517), (1, 7), (64, 64)])
-def test_outputs_have_the_query_original_size(predictor: Predictor, width: int, height: int) -> None:
-    result = predictor.predict(photo(width, height, 0), photo(200, 150, 1), blob_mask(200, 150))
+def test_outputs_have_the_query_original_size(predictor: Predictor, photo, blob, width: int, height: int) -> None:
+    result = predictor.predict(photo(width, height, 0), photo(200, 150, 1), blob(200, 150))
     assert result.mask.shape == (height, width) and result.mask.dtype == bool
     assert result.size == (width, height)
     assert result.probability.shape == (height, width)
@@ -40,17 +29,17 @@ def test_outputs_have_the_query_original_size(predictor: Predictor, width: int, 
     assert set(result.timings) >= {"preprocess", "backbone", "correlation", "learner", "total"}
 
 
-def test_second_query_with_same_supports_skips_support_backbone(resnet50, monkeypatch) -> None:
+def test_second_query_with_same_supports_skips_support_backbone(resnet50, monkeypatch, photo, blob) -> None:
     predictor = Predictor(resnet50, device="cpu", image_size=128)
     batches = []  # images per backbone call
     original = resnet50._backbone_features
     monkeypatch.setattr(resnet50, "_backbone_features", lambda x: batches.append(x.shape[0]) or original(x))
-    support, mask = photo(120, 90, 2), blob_mask(120, 90)
+    support, mask = photo(120, 90, 2), blob(120, 90)
     first = predictor.predict(photo(100, 80, 3), support, mask)
     second = predictor.predict(photo(90, 110, 4), support.copy(), mask.copy())
     assert batches == [2, 1]  # the query and the support together, then the query alone
     assert not first.support_cache_hit and second.support_cache_hit
-    other_mask = Image.fromarray(255 - np.asarray(mask))
+    other_mask = ~mask
     predictor.predict(photo(90, 110, 4), support, other_mask)  # another mask is another support
     assert batches == [2, 1, 2]
     handle = predictor.set_supports([support], [mask])
@@ -59,8 +48,8 @@ def test_second_query_with_same_supports_skips_support_backbone(resnet50, monkey
     assert batches == [2, 1, 2, 1]
 
 
-def test_cached_support_gives_the_uncached_result(resnet50) -> None:
-    support, mask, query = photo(120, 90, 2), blob_mask(120, 90), photo(100, 80, 3)
+def test_cached_support_gives_the_uncached_result(resnet50, photo, blob) -> None:
+    support, mask, query = photo(120, 90, 2), blob(120, 90), photo(100, 80, 3)
     predictor = Predictor(resnet50, device="cpu", image_size=128)
     predictor.predict(photo(64, 64, 5), support, mask)
     cached = predictor.predict(query, support, mask)
@@ -72,9 +61,9 @@ def test_cached_support_gives_the_uncached_result(resnet50) -> None:
         assert np.array_equal(other.mask, fresh.mask)
 
 
-def test_k_shot_gives_each_support_mask_vote_map_and_point_probe(predictor: Predictor) -> None:
+def test_k_shot_gives_each_support_mask_vote_map_and_point_probe(predictor: Predictor, photo, blob) -> None:
     supports = [photo(150, 100 + 10 * k, k) for k in range(3)]
-    masks = [blob_mask(150, 100 + 10 * k) for k in range(3)]
+    masks = [blob(150, 100 + 10 * k) for k in range(3)]
     handle = predictor.set_supports(supports, masks)
     assert isinstance(handle, SupportSet) and handle.shots == 3
     result = predictor.predict(photo(211, 97, 9), handle)
@@ -88,9 +77,9 @@ def test_k_shot_gives_each_support_mask_vote_map_and_point_probe(predictor: Pred
         predictor.point_correlation(handle, result.query_features, 211, 0)
 
 
-def test_point_probe_is_the_correlation_row_of_that_cell(predictor: Predictor) -> None:
+def test_point_probe_is_the_correlation_row_of_that_cell(predictor: Predictor, photo, blob) -> None:
     """The probe at a query cell equals that cell's slice of the model's hypercorrelation (one support)."""
-    handle = predictor.set_supports(photo(128, 128, 1), blob_mask(128, 128))
+    handle = predictor.set_supports(photo(128, 128, 1), blob(128, 128))
     features = predictor.encode_query(photo(128, 128, 2))
     corr = predictor.model.hypercorrelation(features.features, handle.features, 1)
     probe = predictor.point_correlation(handle, features, 40.0, 90.0)[0]
@@ -101,8 +90,8 @@ def test_point_probe_is_the_correlation_row_of_that_cell(predictor: Predictor) -
             np.testing.assert_allclose(layer_map.values, level[0, i, row, col].numpy(), atol=1e-6)
 
 
-def test_predict_many_yields_each_query_in_order_like_predict(predictor: Predictor) -> None:
-    handle = predictor.set_supports([photo(90, 90, 1), photo(80, 100, 2)], [blob_mask(90, 90), blob_mask(80, 100)])
+def test_predict_many_yields_each_query_in_order_like_predict(predictor: Predictor, photo, blob) -> None:
+    handle = predictor.set_supports([photo(90, 90, 1), photo(80, 100, 2)], [blob(90, 90), blob(80, 100)])
     queries = [photo(60 + 7 * i, 50 + 3 * i, 10 + i) for i in range(5)]
     results = list(predictor.predict_many(queries, handle, batch_size=2))
     assert [r.size for r in results] == [q.size for q in queries]
@@ -111,8 +100,8 @@ def test_predict_many_yields_each_query_in_order_like_predict(predictor: Predict
         np.testing.assert_allclose(result.shot_probabilities, alone.shot_probabilities, atol=1e-4)
 
 
-def test_predict_many_gives_the_results_before_a_bad_query_then_refuses_it(predictor: Predictor) -> None:
-    handle = predictor.set_supports(photo(90, 90, 1), blob_mask(90, 90))
+def test_predict_many_gives_the_results_before_a_bad_query_then_refuses_it(predictor, photo, blob) -> None:
+    handle = predictor.set_supports(photo(90, 90, 1), blob(90, 90))
     produced = []
     with pytest.raises(InputError, match="query image 3"):
         for result in predictor.predict_many([photo(40, 40, 1), photo(50, 40, 2), "no/such/file.png"], handle,
@@ -122,8 +111,8 @@ def test_predict_many_gives_the_results_before_a_bad_query_then_refuses_it(predi
 
 
 @pytest.mark.parametrize("batch_size", [0, -1, 1.5, "2"])
-def test_predict_many_refuses_a_bad_batch_size(predictor: Predictor, batch_size: object) -> None:
-    handle = predictor.set_supports(photo(90, 90, 1), blob_mask(90, 90))
+def test_predict_many_refuses_a_bad_batch_size(predictor: Predictor, batch_size: object, photo, blob) -> None:
+    handle = predictor.set_supports(photo(90, 90, 1), blob(90, 90))
     with pytest.raises(InputError, match="batch size"):
         next(predictor.predict_many([photo(40, 40, 1)], handle, batch_size=batch_size))
 
@@ -163,30 +152,30 @@ def test_unusable_precisions_are_one_line_input_errors(resnet50, precision: str,
 
 
 @pytest.mark.parametrize("call,match", [
-    (lambda p, s: p.predict(photo(40, 40, 1), s, blob_mask(90, 90)), "masks given with a SupportSet"),
-    (lambda p, s: p.predict(photo(40, 40, 1), [photo(40, 40, 2)]), "without masks"),
-    (lambda p, s: p.predict(photo(40, 40, 1), s, rule="median"), "k-shot rule"),
-    (lambda p, s: p.set_supports([photo(40, 40, 2)] * 17, [blob_mask(40, 40)] * 17), "at most 16"),
-    (lambda p, s: p.set_supports([photo(40, 40, 2)] * 2, [blob_mask(40, 40)]), "one mask per support"),
-    (lambda p, s: p.set_supports([], []), "no support image"),
-    (lambda p, s: next(p.predict_many([photo(40, 40, 1)], [photo(40, 40, 2)])), "takes a SupportSet"),
+    (lambda p, s, photo, blob: p.predict(photo(40, 40, 1), s, blob(90, 90)), "masks given with a SupportSet"),
+    (lambda p, s, photo, blob: p.predict(photo(40, 40, 1), [photo(40, 40, 2)]), "without masks"),
+    (lambda p, s, photo, blob: p.predict(photo(40, 40, 1), s, rule="median"), "k-shot rule"),
+    (lambda p, s, photo, blob: p.set_supports([photo(40, 40, 2)] * 17, [blob(40, 40)] * 17), "at most 16"),
+    (lambda p, s, photo, blob: p.set_supports([photo(40, 40, 2)] * 2, [blob(40, 40)]), "one mask per support"),
+    (lambda p, s, photo, blob: p.set_supports([], []), "no support image"),
+    (lambda p, s, photo, blob: next(p.predict_many([photo(40, 40, 1)], [photo(40, 40, 2)])), "takes a SupportSet"),
 ])
-def test_bad_calls_are_one_line_input_errors(predictor: Predictor, call, match: str) -> None:
-    handle = predictor.set_supports(photo(90, 90, 1), blob_mask(90, 90))
+def test_bad_calls_are_one_line_input_errors(predictor: Predictor, call, match: str, photo, blob) -> None:
+    handle = predictor.set_supports(photo(90, 90, 1), blob(90, 90))
     with pytest.raises(InputError, match=match):
-        call(predictor, handle)
+        call(predictor, handle, photo, blob)
 
 
-def test_decoded_inputs_are_used_as_they_are(predictor: Predictor) -> None:
+def test_decoded_inputs_are_used_as_they_are(predictor: Predictor, photo, blob) -> None:
     """What hsnet.inputs returns (an RGB image, a boolean mask) goes into the Predictor without a second decode."""
     image = hsnet.inputs.load_rgb(photo(90, 70, 1))
-    mask = hsnet.inputs.load_mask(blob_mask(90, 70), image.size)
+    mask = hsnet.inputs.load_mask(blob(90, 70), image.size)
     assert hsnet.inputs.load_rgb(image) is image and hsnet.inputs.load_mask(mask, image.size) is mask
     assert predictor.set_supports(image, mask).shots == 1
 
 
-def test_support_cache_is_bounded_by_bytes(predictor: Predictor) -> None:
-    one = predictor.set_supports(photo(90, 90, 1), blob_mask(90, 90))
+def test_support_cache_is_bounded_by_bytes(predictor: Predictor, photo, blob) -> None:
+    one = predictor.set_supports(photo(90, 90, 1), blob(90, 90))
     cache = SupportCache(max_bytes=2 * one.nbytes)
     for seed in range(4):
         cache.put(SupportSet(one.features, 1, 128, key=str(seed)))
@@ -197,7 +186,7 @@ def test_support_cache_is_bounded_by_bytes(predictor: Predictor) -> None:
     assert len(tiny) == 0  # larger than the whole budget: used, not kept
 
 
-def test_prediction_moves_its_features(predictor: Predictor) -> None:
-    result = predictor.predict(photo(40, 40, 1), photo(90, 90, 1), blob_mask(90, 90)).to("cpu")
+def test_prediction_moves_its_features(predictor: Predictor, photo, blob) -> None:
+    result = predictor.predict(photo(40, 40, 1), photo(90, 90, 1), blob(90, 90)).to("cpu")
     assert result.query_features.features.levels[0].device.type == "cpu"
     assert result.supports.features.levels[0].device.type == "cpu"

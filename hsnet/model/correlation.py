@@ -5,7 +5,7 @@ import torch
 
 EPS = 1e-5
 # On the CPU, a support whose nonzero positions are at most this fraction of all
-# positions is correlated with those positions only (measured break-even: about 0.6).
+# positions is correlated with those positions only (docs/performance.md, "Design notes").
 SPARSE_SUPPORT_FRACTION = 0.5
 
 

@@ -110,17 +110,18 @@ class Predictor:
             raise InputError(f"{len(images)} support images but {len(masks)} masks; give one mask per support image")
         if len(images) > MAX_SHOTS:
             raise InputError(f"{len(images)} supports given; use at most {MAX_SHOTS}")
-        rgb, small_masks = [], []
+        small_images, small_masks = [], []
         side = (self.image_size, self.image_size)
-        for i, (image, mask) in enumerate(zip(images, masks), start=1):
-            rgb.append(load_rgb(image, f"support image {i}"))
-            full = load_mask(mask, rgb[-1].size, f"support mask {i}")
+        for i, (image, mask) in enumerate(zip(images, masks), start=1):  # one full-size support in memory at a time
+            rgb = load_rgb(image, f"support image {i}")
+            full = load_mask(mask, rgb.size, f"support mask {i}")
             small = np.asarray(Image.fromarray(full).resize(side, Image.NEAREST))
             if not small.any():  # the model would see an empty support: no object to look for
                 raise InputError(f"support mask {i} marks only {int(full.sum())} pixel(s), which vanish when the support "
                                  f"is resized to {self.image_size}x{self.image_size}; mark a larger part of the object")
+            small_images.append(self._resized([rgb])[0])
             small_masks.append(small)
-        resized_rgb, mask_array = self._resized(rgb), np.stack(small_masks)
+        resized_rgb, mask_array = np.stack(small_images), np.stack(small_masks)
         digest = hashlib.sha256(f"{self.image_size}|{self.precision}|{self.model.mask_support}".encode())
         digest.update(resized_rgb.tobytes())
         digest.update(np.packbits(mask_array).tobytes())
@@ -223,7 +224,8 @@ class Predictor:
                      rule: str = "vote") -> Iterator[Prediction]:
         """Segment every query against one ``SupportSet``, ``batch_size`` queries per backbone batch; yields one
         Prediction per query in input order. A query that cannot be decoded raises InputError after the results
-        of the queries before it."""
+        of the queries before it. Each Prediction keeps its query's features (for ``point_correlation``): keep
+        only the results you need."""
         self._check_rule(rule)
         if not isinstance(supports, SupportSet):
             raise InputError("predict_many takes a SupportSet; make one with predictor.set_supports(images, masks)")
@@ -284,10 +286,13 @@ class Predictor:
         for i, image in enumerate(images):
             layer_maps = [LayerMap(name, level, values[i, j])
                           for values, (level, names) in zip(maps, self._levels()) for j, name in enumerate(names)]
+            features = query.select(slice(i, i + 1))
+            if batch > 1:  # a copy of its own, so that a kept result does not hold the whole batch
+                features = FeaturePyramid([x.clone() for x in features.levels])
             results.append(Prediction(
-                mask=resized(scores[i], image.size) >= 0.5, shot_probabilities=probabilities[i], layer_maps=layer_maps,
-                timings={}, device=str(self.device), support_cache_hit=not fresh_supports,
-                query_features=QueryFeatures(query.select(slice(i, i + 1)), image.size), supports=supports,
+                mask=resized(scores[i], image.size) >= 0.5, shot_probabilities=probabilities[i].copy(),
+                layer_maps=layer_maps, timings={}, device=str(self.device), support_cache_hit=not fresh_supports,
+                query_features=QueryFeatures(features, image.size), supports=supports,
             ))
         watch.lap("postprocess")
         for result in results:

@@ -7,6 +7,7 @@ from .folding import ConvBNFolder, fold_batchnorm
 from .passes import backbone_passes, bounded_logits, bounded_passes
 
 __all__ = [
-    "PRECISIONS", "ConvBNFolder", "InferenceContext", "autocast", "autocast_dtype", "backbone_passes", "bounded_logits",
-    "bounded_passes", "cached_logits", "episode_logits", "fold_batchnorm", "resolve_device", "retain_freed_memory",
+    "PRECISIONS", "ConvBNFolder", "InferenceContext", "autocast", "autocast_dtype", "backbone_passes",
+    "bounded_logits", "bounded_passes", "cached_logits", "episode_logits", "fold_batchnorm", "resolve_device",
+    "retain_freed_memory",
 ]
