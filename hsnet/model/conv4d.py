@@ -4,13 +4,10 @@ A 4D kernel over (query h, query w, support h, support w) that is non-zero only
 where one of the two 2D offsets is the centre equals the sum of two 2D
 convolutions: one over the query dimensions, one over the support dimensions.
 
-How each half is evaluated was chosen by measurement on a 2-core CPU
-(docs/performance.md): the query half moves the support pivots into the batch
-and runs one 2D conv (a (k, k, 1) 3D conv was up to 3x slower on the 169
-pivots of the first level-2 layer); the support half runs as a (1, k, k) 3D conv
-that reads the 6D tensor in place, except on support maps that fit inside one
-kernel window (2x2 after the encoders' strides), where it is a dense matrix
-product (2.7x faster than the 3D conv there, and no padded taps).
+Each half is evaluated without permute copies of the 6D tensor: the query half moves
+the support pivots into the batch of one 2D conv, the support half is a (1, k, k) 3D
+conv reading the tensor in place, or one dense matrix product on support maps that fit
+in one kernel window. Why, with measurements: docs/performance.md.
 """
 from __future__ import annotations
 
@@ -19,7 +16,7 @@ import torch.nn.functional as F
 from torch import nn
 
 # On the CPU, a convolution on a masked correlation (``sparse_support``) runs its query half on
-# the kept pivots only while they are at most this fraction of all pivots.
+# the kept pivots only while they are at most this fraction of all pivots (else all, as usual).
 SPARSE_PIVOT_FRACTION = 0.5
 
 
@@ -48,8 +45,8 @@ def dense_support_weight(weight: torch.Tensor, size: tuple[int, int], stride: in
 
 
 def linear(rows: torch.Tensor, weight: torch.Tensor, bias: torch.Tensor) -> torch.Tensor:
-    """``rows @ weight.T + bias``; in fp32 CPU inference through oneDNN, which ran it 2.3x faster than
-    the BLAS matrix product on the AMD EPYC machines this was measured on (docs/performance.md)."""
+    """``rows @ weight.T + bias``; in fp32 CPU inference through oneDNN, faster than the BLAS product
+    on the machines measured (docs/performance.md)."""
     if (rows.device.type == "cpu" and rows.dtype == weight.dtype == torch.float32 and torch.backends.mkldnn.is_available()
             and not (torch.is_grad_enabled() and (rows.requires_grad or weight.requires_grad))):
         return torch.ops.mkldnn._linear_pointwise(rows, weight, bias, "none", [], "")
