@@ -34,6 +34,13 @@ def resnet50() -> hsnet.HSNet:
 
 
 @pytest.fixture(scope="session")
+def predictor_resnet50() -> hsnet.HSNet:
+    """A random-weight ResNet-50 HSNet of its own for Predictors, which fold its BatchNorm on the CPU: the shared
+    ``resnet50`` stays the plain model that other tests compare bit for bit."""
+    return seeded_model("resnet50")
+
+
+@pytest.fixture(scope="session")
 def vgg16() -> hsnet.HSNet:
     """One random-weight VGG-16 HSNet for the whole run (treat as read-only)."""
     return seeded_model("vgg16")

@@ -26,9 +26,9 @@ _files = itertools.count()
 
 
 @pytest.fixture(scope="module")
-def predictor(resnet50) -> Predictor:
+def predictor(predictor_resnet50) -> Predictor:
     """The random-weight ResNet-50 at a 64x64 input: every forward is cheap, every code path the same."""
-    return Predictor(resnet50, device="cpu", image_size=64)
+    return Predictor(predictor_resnet50, device="cpu", image_size=64)
 
 
 @pytest.fixture(scope="module")

@@ -20,10 +20,10 @@ SIDE = 64
 
 
 @pytest.fixture()
-def recorded(resnet50, monkeypatch: pytest.MonkeyPatch) -> dict[str, list[int]]:
-    """Images per backbone call and (query, support) pairs per correlation call of ``resnet50``."""
+def recorded(predictor_resnet50, monkeypatch: pytest.MonkeyPatch) -> dict[str, list[int]]:
+    """Images per backbone call and (query, support) pairs per correlation call of ``predictor_resnet50``."""
     calls: dict[str, list[int]] = {"backbone": [], "pairs": []}
-    backbone, hypercorrelation = resnet50._backbone_features, resnet50.hypercorrelation
+    backbone, hypercorrelation = predictor_resnet50._backbone_features, predictor_resnet50.hypercorrelation
 
     def record_backbone(images: torch.Tensor) -> list[torch.Tensor]:
         calls["backbone"].append(images.shape[0])
@@ -34,8 +34,8 @@ def recorded(resnet50, monkeypatch: pytest.MonkeyPatch) -> dict[str, list[int]]:
         calls["pairs"].append(corr[0].shape[0])
         return corr
 
-    monkeypatch.setattr(resnet50, "_backbone_features", record_backbone)
-    monkeypatch.setattr(resnet50, "hypercorrelation", record_pairs)
+    monkeypatch.setattr(predictor_resnet50, "_backbone_features", record_backbone)
+    monkeypatch.setattr(predictor_resnet50, "hypercorrelation", record_pairs)
     return calls
 
 
@@ -49,9 +49,9 @@ def budgeted(model, pairs: int, photo, blob) -> Predictor:
     return predictor
 
 
-def test_k_supports_never_correlate_all_at_once(resnet50, recorded, photo, blob) -> None:
+def test_k_supports_never_correlate_all_at_once(predictor_resnet50, recorded, photo, blob) -> None:
     supports, masks = [photo(80, 60, k) for k in range(5)], [blob(80, 60)] * 5
-    predictor = budgeted(resnet50, 2, photo, blob)
+    predictor = budgeted(predictor_resnet50, 2, photo, blob)
     recorded["pairs"].clear()
     bounded = predictor.predict(photo(70, 50, 9), supports, masks)
     assert recorded["pairs"] == [2, 2, 1]  # never the 5 pairs at once
@@ -59,14 +59,14 @@ def test_k_supports_never_correlate_all_at_once(resnet50, recorded, photo, blob)
     recorded["pairs"].clear()
     results = list(predictor.predict_many([photo(70, 50, 9)] * 3, handle, batch_size=3))
     assert max(recorded["pairs"]) <= 2 and sum(recorded["pairs"]) == 15
-    whole = Predictor(resnet50, device="cpu", image_size=SIDE).predict(photo(70, 50, 9), supports, masks)
+    whole = Predictor(predictor_resnet50, device="cpu", image_size=SIDE).predict(photo(70, 50, 9), supports, masks)
     for result in (bounded, *results):
         np.testing.assert_allclose(result.shot_probabilities, whole.shot_probabilities, atol=1e-5)
         assert np.array_equal(result.mask, whole.mask)
 
 
-def test_backbone_batches_are_bounded(resnet50, recorded, photo, blob) -> None:
-    predictor = Predictor(resnet50, device="cpu", image_size=SIDE)
+def test_backbone_batches_are_bounded(predictor_resnet50, recorded, photo, blob) -> None:
+    predictor = Predictor(predictor_resnet50, device="cpu", image_size=SIDE)
     predictor.context = dataclasses.replace(predictor.context, max_pass_bytes=2 * BACKBONE_BYTES_PER_PIXEL * SIDE**2)
     handle = predictor.set_supports([photo(80, 60, k) for k in range(5)], [blob(80, 60)] * 5)
     assert recorded["backbone"] == [2, 2, 1]
@@ -78,10 +78,10 @@ def test_backbone_batches_are_bounded(resnet50, recorded, photo, blob) -> None:
     assert recorded["backbone"] == [1, 2]  # query and supports would be 3 images: not one batch
 
 
-def test_a_large_query_is_worked_at_model_resolution(resnet50, monkeypatch, photo, blob) -> None:
+def test_a_large_query_is_worked_at_model_resolution(predictor_resnet50, monkeypatch, photo, blob) -> None:
     """Only one-channel maps (the final mask, then what is asked for) are made at the query's full size."""
     width, height, shots = 1500, 1000, 3
-    predictor = Predictor(resnet50, device="cpu", image_size=SIDE)
+    predictor = Predictor(predictor_resnet50, device="cpu", image_size=SIDE)
     sizes: list[tuple[int, ...]] = []
     monkeypatch.setattr(F, "interpolate", functools.partial(_recording, sizes, F.interpolate))
     handle = predictor.set_supports([photo(90, 70, k) for k in range(shots)], [blob(90, 70)] * shots)
@@ -102,9 +102,10 @@ def _recording(sizes: list, interpolate, x: torch.Tensor, *args, **kwargs) -> to
 
 
 PEAK_SCRIPT = """
-import resource, sys
+import resource
 import numpy as np
 import torch
+from PIL import Image
 import hsnet
 
 torch.manual_seed(0)

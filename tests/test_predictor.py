@@ -12,8 +12,8 @@ from hsnet.predictor import SupportCache
 
 
 @pytest.fixture(scope="module")
-def predictor(resnet50) -> Predictor:
-    return Predictor(resnet50, device="cpu", image_size=128)
+def predictor(predictor_resnet50) -> Predictor:
+    return Predictor(predictor_resnet50, device="cpu", image_size=128)
 
 
 @pytest.mark.parametrize("width,height", [(517, 333), (333, 517), (1, 7), (64, 64)])
@@ -29,11 +29,11 @@ def test_outputs_have_the_query_original_size(predictor: Predictor, photo, blob,
     assert set(result.timings) >= {"preprocess", "backbone", "correlation", "learner", "total"}
 
 
-def test_second_query_with_same_supports_skips_support_backbone(resnet50, monkeypatch, photo, blob) -> None:
-    predictor = Predictor(resnet50, device="cpu", image_size=128)
+def test_second_query_with_same_supports_skips_support_backbone(predictor_resnet50, monkeypatch, photo, blob) -> None:
+    predictor = Predictor(predictor_resnet50, device="cpu", image_size=128)
     batches = []  # images per backbone call
-    original = resnet50._backbone_features
-    monkeypatch.setattr(resnet50, "_backbone_features", lambda x: batches.append(x.shape[0]) or original(x))
+    original = predictor_resnet50._backbone_features
+    monkeypatch.setattr(predictor_resnet50, "_backbone_features", lambda x: batches.append(x.shape[0]) or original(x))
     support, mask = photo(120, 90, 2), blob(120, 90)
     first = predictor.predict(photo(100, 80, 3), support, mask)
     second = predictor.predict(photo(90, 110, 4), support.copy(), mask.copy())
@@ -48,12 +48,12 @@ def test_second_query_with_same_supports_skips_support_backbone(resnet50, monkey
     assert batches == [2, 1, 2, 1]
 
 
-def test_cached_support_gives_the_uncached_result(resnet50, photo, blob) -> None:
+def test_cached_support_gives_the_uncached_result(predictor_resnet50, photo, blob) -> None:
     support, mask, query = photo(120, 90, 2), blob(120, 90), photo(100, 80, 3)
-    predictor = Predictor(resnet50, device="cpu", image_size=128)
+    predictor = Predictor(predictor_resnet50, device="cpu", image_size=128)
     predictor.predict(photo(64, 64, 5), support, mask)
     cached = predictor.predict(query, support, mask)
-    fresh = Predictor(resnet50, device="cpu", image_size=128).predict(query, support, mask)
+    fresh = Predictor(predictor_resnet50, device="cpu", image_size=128).predict(query, support, mask)
     handle = predictor.predict(query, predictor.set_supports(support, mask))
     assert cached.support_cache_hit and not fresh.support_cache_hit
     for other in (cached, handle):
@@ -118,37 +118,37 @@ def test_predict_many_refuses_a_bad_batch_size(predictor: Predictor, batch_size:
 
 
 @pytest.mark.parametrize("size", [0, 31, 641, 2048, -400, 400.0, "400", True, [400]])
-def test_image_size_outside_the_range_or_not_an_integer_is_refused(resnet50, size: object) -> None:
+def test_image_size_outside_the_range_or_not_an_integer_is_refused(predictor_resnet50, size: object) -> None:
     with pytest.raises(InputError, match="image size") as caught:
-        Predictor(resnet50, device="cpu", image_size=size)
+        Predictor(predictor_resnet50, device="cpu", image_size=size)
     assert "\n" not in str(caught.value)
 
 
 @pytest.mark.parametrize("size", [np.int64(96), np.int32(32), 640, torch.tensor(64)])
-def test_integer_like_image_sizes_are_accepted(resnet50, size: object) -> None:
-    assert Predictor(resnet50, device="cpu", image_size=size).image_size == int(size)
+def test_integer_like_image_sizes_are_accepted(predictor_resnet50, size: object) -> None:
+    assert Predictor(predictor_resnet50, device="cpu", image_size=size).image_size == int(size)
 
 
-def test_image_size_defaults_to_the_model_s(resnet50) -> None:
-    assert Predictor(resnet50, device="cpu").image_size == resnet50.image_size == 400
+def test_image_size_defaults_to_the_model_s(predictor_resnet50) -> None:
+    assert Predictor(predictor_resnet50, device="cpu").image_size == predictor_resnet50.image_size == 400
 
 
 @pytest.mark.parametrize("device", ["cuda", "cuda:7", "mps", "meta", "foo", "xla", "cpu:x", ""])
-def test_unusable_devices_are_one_line_input_errors(resnet50, device: str) -> None:
+def test_unusable_devices_are_one_line_input_errors(predictor_resnet50, device: str) -> None:
     if device.startswith("cuda") and torch.cuda.device_count() > 7:
         pytest.skip("this machine has that GPU")
     if device == "mps" and torch.backends.mps.is_available():
         pytest.skip("this machine has MPS")
     with pytest.raises(InputError, match="device") as caught:
-        Predictor(resnet50, device=device)
+        Predictor(predictor_resnet50, device=device)
     assert "\n" not in str(caught.value)
 
 
 @pytest.mark.parametrize("precision,match", [("fp64", "unknown precision"), ("FP32", "unknown precision"),
                                              ("fp16", "fp16 needs a GPU")])
-def test_unusable_precisions_are_one_line_input_errors(resnet50, precision: str, match: str) -> None:
+def test_unusable_precisions_are_one_line_input_errors(predictor_resnet50, precision: str, match: str) -> None:
     with pytest.raises(InputError, match=match):
-        Predictor(resnet50, device="cpu", precision=precision)
+        Predictor(predictor_resnet50, device="cpu", precision=precision)
 
 
 @pytest.mark.parametrize("call,match", [

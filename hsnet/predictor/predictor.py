@@ -56,7 +56,8 @@ class Predictor:
     ``device``: None picks CUDA when available; ``precision``: "fp32", "bf16", "fp16" or
     "auto" (autocast); ``image_size``: the square side (default: the model's, at most 640);
     ``cache_bytes``: the budget of encoded supports kept by content; ``compile`` and
-    ``cuda_graphs``: see ``hsnet.runtime.InferenceContext``.
+    ``cuda_graphs``: see ``hsnet.runtime.InferenceContext``. The predictor takes the model
+    over: eval mode, on its device, BatchNorm folded on the CPU.
     """
 
     def __init__(self, model: HSNet, device: str | torch.device | None = None, precision: str = "fp32",
