@@ -8,26 +8,19 @@ Stages are timed one after another on the same inputs (minimum of the repeats);
 the learner's blocks through forward hooks. ``--cpu-time`` reports this process's
 CPU time instead of wall time: with one thread it is insensitive to other
 processes on a shared machine, which makes it the better way to compare code
-changes there. ``--authors`` times the authors' way of evaluating the modules
-(benchmarks/authors_way.py) instead of hsnet's.
+changes there.
 """
 from __future__ import annotations
 
 import argparse
 import sys
 import time
-from contextlib import nullcontext
-from pathlib import Path
 from typing import Callable
 
 import torch
 
-ROOT = Path(__file__).resolve().parent.parent
-sys.path[:0] = [str(ROOT), str(ROOT / "benchmarks")]
-
-import hsnet  # noqa: E402
-from authors_way import authors_evaluation  # noqa: E402
-from inference import blob_masks  # noqa: E402
+import hsnet
+from synthetic import support_masks
 
 
 def main(argv: list[str]) -> int:
@@ -39,7 +32,6 @@ def main(argv: list[str]) -> int:
     parser.add_argument("--threads", type=int, default=torch.get_num_threads())
     parser.add_argument("--repeats", type=int, default=5)
     parser.add_argument("--cpu-time", action="store_true", help="process CPU time instead of wall time")
-    parser.add_argument("--authors", action="store_true", help="evaluate the modules the authors' way")
     args = parser.parse_args(argv)
     torch.set_num_threads(args.threads)
     clock: Callable[[], float] = time.process_time if args.cpu_time else time.perf_counter
@@ -47,7 +39,7 @@ def main(argv: list[str]) -> int:
     model = hsnet.build_model(args.backbone).eval()
     k, side = args.shots, args.side
     query, supports = torch.randn(1, 3, side, side), torch.randn(k, 3, side, side)
-    masks = blob_masks(k, side, args.mask_cover)
+    masks = support_masks(k, side, args.mask_cover)
 
     blocks: dict[str, list[float]] = {}
     for name, module in model.hpn_learner.named_children():
@@ -64,7 +56,7 @@ def main(argv: list[str]) -> int:
         return min(times), out
 
     stages: dict[str, float] = {}
-    with torch.inference_mode(), authors_evaluation() if args.authors else nullcontext():
+    with torch.inference_mode():
         stages["query backbone"], q = best(lambda: model.query_features(query))
         stages[f"support backbone ({k} images)"], s = best(lambda: model.support_features(supports, masks))
         stages["correlation"], corr = best(lambda: model.hypercorrelation(q, s, k))
@@ -72,7 +64,7 @@ def main(argv: list[str]) -> int:
         stages["learner"], _ = best(lambda: model.decode(corr, k, (side, side)))
     unit = "CPU time" if args.cpu_time else "wall time"
     print(f"{args.backbone} {side}x{side} {k}-shot, {args.threads} thread(s), cover {args.mask_cover:g}, "
-          f"{'authors' if args.authors else 'hsnet'} evaluation; minimum of {args.repeats}, {unit}")
+          f"minimum of {args.repeats}, {unit}")
     total = sum(stages.values())
     for name, seconds in stages.items():
         print(f"  {name:32s} {seconds * 1000:8.1f} ms  {100 * seconds / total:5.1f}%")

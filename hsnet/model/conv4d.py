@@ -4,19 +4,20 @@ A 4D kernel over (query h, query w, support h, support w) that is non-zero only
 where one of the two 2D offsets is the centre equals the sum of two 2D
 convolutions: one over the query dimensions, one over the support dimensions.
 
-How each half is evaluated was chosen by measurement on a 2-core CPU
-(docs/performance.md): the query half moves the support pivots into the batch
-and runs one 2D conv (a (k, k, 1) 3D conv was up to 3x slower on the 169
-pivots of the first level-2 layer); the support half runs as a (1, k, k) 3D conv
-that reads the 6D tensor in place, except on support maps that fit inside one
-kernel window (2x2 after the encoders' strides), where it is a dense matrix
-product (2.7x faster than the 3D conv there, and no padded taps).
+Each half is evaluated without permute copies of the 6D tensor: the query half moves
+the support pivots into the batch of one 2D conv, the support half is a (1, k, k) 3D
+conv reading the tensor in place, or one dense matrix product on support maps that fit
+in one kernel window. Why, with measurements: docs/performance.md.
 """
 from __future__ import annotations
 
 import torch
 import torch.nn.functional as F
 from torch import nn
+
+# On the CPU, a convolution on a masked correlation (``sparse_support``) runs its query half on
+# the kept pivots only while they are at most this fraction of all pivots (else all, as usual).
+SPARSE_PIVOT_FRACTION = 0.5
 
 
 def _taps(size: int, kernel: int, stride: int, device: torch.device) -> tuple[torch.Tensor, torch.Tensor]:
@@ -43,15 +44,26 @@ def dense_support_weight(weight: torch.Tensor, size: tuple[int, int], stride: in
     return taps.view(o, c, n_out, -1).transpose(1, 2).reshape(o * n_out, -1)
 
 
+def linear(rows: torch.Tensor, weight: torch.Tensor, bias: torch.Tensor) -> torch.Tensor:
+    """``rows @ weight.T + bias``; in fp32 CPU inference through oneDNN, faster than the BLAS product
+    on the machines measured (docs/performance.md)."""
+    if (rows.device.type == "cpu" and rows.dtype == weight.dtype == torch.float32 and torch.backends.mkldnn.is_available()
+            and not (torch.is_grad_enabled() and (rows.requires_grad or weight.requires_grad))):
+        return torch.ops.mkldnn._linear_pointwise(rows, weight, bias, "none", [], "")
+    return F.linear(rows, weight, bias)
+
+
 class CenterPivotConv4d(nn.Module):
     """Maps (B, C, Hq, Wq, Hs, Ws) to (B, O, Hq, Wq, Hs', Ws'); strides act on the support dims only."""
 
-    def __init__(self, in_channels: int, out_channels: int, kernel_size: int, support_stride: int = 1):
+    def __init__(self, in_channels: int, out_channels: int, kernel_size: int, support_stride: int = 1,
+                 sparse_support: bool = False):
         super().__init__()
         pad = kernel_size // 2
         self.conv1 = nn.Conv2d(in_channels, out_channels, kernel_size, padding=pad)  # over query dims
         self.conv2 = nn.Conv2d(in_channels, out_channels, kernel_size, stride=support_stride, padding=pad)  # over support dims
         self.support_stride = support_stride
+        self.sparse_support = sparse_support  # the input is >= 0 and zero at many support positions (a correlation)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         b, c, hq, wq, hs, ws = x.shape
@@ -60,9 +72,31 @@ class CenterPivotConv4d(nn.Module):
         # the input) are moved into the batch, so it is one plain 2D conv over (Hq, Wq).
         pivots = x[..., ::s, ::s] if s > 1 else x
         hs2, ws2 = pivots.shape[-2:]
+        if self.sparse_support and x.device.type == "cpu":  # GPU work stays free of data-dependent shapes
+            # The input is >= 0: a pivot whose values sum to 0 is 0 at every query position.
+            kept = pivots.sum(dim=(1, 2, 3)).ne_(0)
+            if kept.sum() <= SPARSE_PIVOT_FRACTION * kept.numel():
+                return self._kept_pivots_forward(x, kept)
         out1 = self.conv1(pivots.permute(0, 4, 5, 1, 2, 3).reshape(b * hs2 * ws2, c, hq, wq))
         out1 = out1.view(b, hs2, ws2, -1, hq, wq).permute(0, 3, 4, 5, 1, 2)
         return self._support_conv(x).view(b, -1, hq, wq, hs2, ws2).contiguous().add_(out1)
+
+    def _kept_pivots_forward(self, x: torch.Tensor, kept: torch.Tensor) -> torch.Tensor:
+        """The same output when only the pivots in ``kept`` (B, Hs', Ws') are non-zero: at the
+        others the query half is its bias alone, so the query conv runs on the kept pivots only."""
+        b, c, hq, wq, hs, ws = x.shape
+        s, pad = self.support_stride, self.conv1.padding
+        hs2, ws2 = kept.shape[-2:]
+        items, rows, cols = kept.nonzero(as_tuple=True)
+        query_half = F.conv2d(x.permute(0, 4, 5, 1, 2, 3)[items, rows * s, cols * s], self.conv1.weight, padding=pad)
+        out = F.conv3d(x.reshape(b, c, hq * wq, hs, ws), self.conv2.weight.unsqueeze(2),
+                       self.conv2.bias + self.conv1.bias, stride=(1, s, s), padding=(0, *self.conv2.padding))
+        flat = out.view(b, -1, hq * wq, hs2 * ws2)
+        positions = rows * ws2 + cols
+        for i in range(b):
+            mine = items == i
+            flat[i].index_add_(2, positions[mine], query_half[mine].flatten(2).permute(1, 2, 0).to(out.dtype))
+        return out.view(b, -1, hq, wq, hs2, ws2)
 
     def _support_conv(self, x: torch.Tensor) -> torch.Tensor:
         """conv2 over (Hs, Ws) at every query position: (B, O, Hq*Wq, Hs', Ws'), possibly a strided view."""
@@ -75,6 +109,6 @@ class CenterPivotConv4d(nn.Module):
         # The whole support map fits in one kernel window: one dense matrix product for all query positions.
         hs2, ws2 = (hs - 1) // s + 1, (ws - 1) // s + 1
         weight = dense_support_weight(self.conv2.weight, (hs, ws), s)  # (O*Hs'*Ws', C*Hs*Ws)
-        columns = x.reshape(b, c, hq * wq, hs * ws).transpose(2, 3).reshape(b, c * hs * ws, hq * wq)
-        out = torch.matmul(weight, columns).add_(self.conv2.bias.repeat_interleave(hs2 * ws2).unsqueeze(1))
-        return out.view(b, -1, hs2, ws2, hq * wq).permute(0, 1, 4, 2, 3)
+        rows = x.reshape(b, c, hq * wq, hs * ws).transpose(1, 2).reshape(b * hq * wq, c * hs * ws)
+        out = linear(rows, weight, self.conv2.bias.repeat_interleave(hs2 * ws2))
+        return out.view(b, hq * wq, -1, hs2, ws2).transpose(1, 2)

@@ -9,11 +9,16 @@ from .conv4d import CenterPivotConv4d
 
 
 def building_block(in_channels: int, out_channels: tuple[int, ...], kernels: tuple[int, ...],
-                   strides: tuple[int, ...]) -> nn.Sequential:
-    """(center-pivot conv, GroupNorm(4), ReLU) triples, as indexed in the authors' checkpoints."""
+                   strides: tuple[int, ...], on_correlation: bool = False) -> nn.Sequential:
+    """(center-pivot conv, GroupNorm(4), ReLU) triples, as indexed in the authors' checkpoints.
+
+    ``on_correlation``: the block's input is a masked correlation (>= 0, zero at the support
+    positions the mask removed), which its first convolution skips.
+    """
     layers: list[nn.Module] = []
-    for out_ch, kernel, stride in zip(out_channels, kernels, strides):
-        layers += [CenterPivotConv4d(in_channels, out_ch, kernel, stride), nn.GroupNorm(4, out_ch), nn.ReLU(inplace=True)]
+    for i, (out_ch, kernel, stride) in enumerate(zip(out_channels, kernels, strides)):
+        conv = CenterPivotConv4d(in_channels, out_ch, kernel, stride, sparse_support=on_correlation and i == 0)
+        layers += [conv, nn.GroupNorm(4, out_ch), nn.ReLU(inplace=True)]
         in_channels = out_ch
     return nn.Sequential(*layers)
 
@@ -40,9 +45,9 @@ class HPNLearner(nn.Module):
     def __init__(self, level_sizes: tuple[int, int, int]):
         super().__init__()
         n4, n3, n2 = level_sizes
-        self.encoder_layer4 = building_block(n4, (16, 64, 128), (3, 3, 3), (2, 2, 2))
-        self.encoder_layer3 = building_block(n3, (16, 64, 128), (5, 3, 3), (4, 2, 2))
-        self.encoder_layer2 = building_block(n2, (16, 64, 128), (5, 5, 3), (4, 4, 2))
+        self.encoder_layer4 = building_block(n4, (16, 64, 128), (3, 3, 3), (2, 2, 2), on_correlation=True)
+        self.encoder_layer3 = building_block(n3, (16, 64, 128), (5, 3, 3), (4, 2, 2), on_correlation=True)
+        self.encoder_layer2 = building_block(n2, (16, 64, 128), (5, 5, 3), (4, 4, 2), on_correlation=True)
         self.encoder_layer4to3 = building_block(128, (128, 128, 128), (3, 3, 3), (1, 1, 1))
         self.encoder_layer3to2 = building_block(128, (128, 128, 128), (3, 3, 3), (1, 1, 1))
         self.decoder1 = nn.Sequential(

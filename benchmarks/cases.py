@@ -1,0 +1,74 @@
+"""The calls a setting times, on one set of weights and inputs: the authors' code and hsnet's paths.
+
+- "authors": the authors' ``predict_mask_nshot`` (one full 1-shot ``forward`` per support, then
+  their vote) on their own model, under ``torch.no_grad`` as in their test script;
+- "hsnet": the same episode through hsnet (tensors in, voted mask out);
+- "cached": a further query against supports whose features were kept;
+- "predictor": ``hsnet.Predictor.predict`` end to end (uint8 images in, mask and heatmaps out),
+  its support cache emptied before each call.
+"""
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any, Callable
+
+import numpy as np
+import torch
+
+import hsnet
+from hsnet.model import combine_shots
+from hsnet.runtime import InferenceContext, cached_logits, episode_logits
+from authors_code import build_authors_model
+from plan import Setting
+from synthetic import episode_tensors
+
+
+def build_cases(setting: Setting, names: list[str],
+                authors_code: Path | None) -> tuple[dict[str, Callable[[], Any]], dict[str, Any]]:
+    """The callables of ``names`` for ``setting`` and facts to record beside them (e.g. agreement of the masks)."""
+    device = torch.device(setting.device)
+    k = setting.shots
+    query, supports, masks = episode_tensors(setting.batch, k, setting.side, setting.mask_cover, setting.device)
+    model = hsnet.build_model(setting.backbone).eval()
+    authors = None
+    if "authors" in names:
+        authors = build_authors_model(authors_code, setting.backbone)
+        hsnet.load_weights(model, authors.state_dict())  # one full state dict in both models
+        authors.to(device)
+    context = InferenceContext.create(device, setting.precision, compile=setting.compile,
+                                      cuda_graphs=setting.cuda_graphs)
+    model = context.prepare(model)
+    facts: dict[str, Any] = {"mask_pixels": round(float(masks.mean()), 3)}
+    cases: dict[str, Callable[[], Any]] = {}
+
+    def episode() -> torch.Tensor:
+        return combine_shots(episode_logits(model, context, query, supports, masks), "vote")
+
+    if authors is not None:
+        batch = {"query_img": query, "support_imgs": supports, "support_masks": masks}
+
+        def authors_episode() -> torch.Tensor:
+            with torch.no_grad():
+                return authors.predict_mask_nshot(batch, k)
+
+        agree = (authors_episode().float().view_as(episode()) == episode()).float().mean()
+        facts["agreement_with_authors"] = float(agree)
+        cases["authors"] = authors_episode
+    if "hsnet" in names:
+        cases["hsnet"] = episode
+    if "cached" in names:
+        with context.inference():
+            cached = model.support_features(supports.flatten(0, 1), masks.flatten(0, 1))
+        cases["cached"] = lambda: combine_shots(cached_logits(model, context, query, cached, k), "vote")
+    if "predictor" in names:
+        predictor = hsnet.Predictor(model, device=device, precision=setting.precision, image_size=setting.side)
+        rng = np.random.default_rng(0)
+        images = [rng.integers(0, 256, (setting.side, setting.side, 3), dtype=np.uint8) for _ in range(k + 1)]
+        mask_arrays = [m.cpu().numpy().astype(bool) for m in masks[0]]
+
+        def predict() -> Any:
+            predictor.clear_cache()
+            return predictor.predict(images[0], images[1:], mask_arrays)
+
+        cases["predictor"] = predict
+    return {name: cases[name] for name in names}, facts

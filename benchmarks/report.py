@@ -1,0 +1,126 @@
+"""Benchmark results: one JSON file of rows per device (the latest measurement of a row wins) and its Markdown table."""
+from __future__ import annotations
+
+import json
+import statistics
+from dataclasses import asdict, fields
+from pathlib import Path
+from typing import Any
+
+from plan import BACKBONES, CASES, Setting
+
+# Issue 16's targets on the project's 2-core CPU machines: ResNet-50, 400x400, fp32, batch 1, cover 0.25.
+CPU_TARGET_SPEEDUPS = {1: 1.5, 5: 2.0}
+NOTES = (
+    "Times are per call (median of the repeats, minimum in brackets; CPU time is this process's, all threads). "
+    "A call segments `batch` queries, each from `shots` supports. All cases of a setting run in one fresh process "
+    "on the same weights and inputs, alternating call by call (see benchmarks/measure.py), so a busy neighbour "
+    "slows them alike; speed-ups are ratios of medians from the same run, and \"per round\" the median of the "
+    "ratios within each round (steadier when the neighbours' load comes in bursts). \"authors\": the authors' "
+    "`predict_mask_nshot` from their own code (`--authors-code`); \"hsnet\": the same episode through hsnet; "
+    "\"cached\": a further query against supports whose features were kept; \"predictor\": "
+    "`hsnet.Predictor.predict` end to end (uint8 images in, mask and heatmaps out, support cache emptied). "
+    "Masks are centred ellipses covering `cover` of the image. CPU rows run with "
+    "`retain_freed_memory()` (glibc keeps freed memory for the next episode, in both models' process) unless "
+    "marked \"default allocator\". Background: share of the machine's CPU other processes used during the "
+    "setting's rounds."
+)
+
+
+def row_key(row: dict[str, Any]) -> tuple[Setting, str]:
+    return Setting(**{f.name: row[f.name] for f in fields(Setting) if f.name in row}), row["case"]
+
+
+def merge_rows(path: Path, info: dict[str, Any], new: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """Write ``new`` rows into the JSON file at ``path``, replacing rows of the same setting and case."""
+    old = json.loads(path.read_text())["rows"] if path.exists() else []
+    keys = {row_key(r) for r in new}
+    rows = [r for r in old if row_key(r) not in keys] + new
+    path.write_text(json.dumps({"device": info, "rows": rows}, indent=1) + "\n")
+    return rows
+
+
+def rows_of(setting: Setting, measured: dict[str, dict[str, Any]], **shared: Any) -> list[dict[str, Any]]:
+    """One row per case of a measured setting."""
+    return [{**asdict(setting), "case": case, **result, **shared} for case, result in measured.items()]
+
+
+def fmt_s(seconds: float | None) -> str:
+    if seconds is None:
+        return "-"
+    if seconds < 0.1:
+        return f"{seconds * 1000:.1f} ms"
+    return f"{seconds * 1000:.0f} ms" if seconds < 1 else f"{seconds:.2f} s"
+
+
+def find(rows: list[dict[str, Any]], case: str, **match: Any) -> dict[str, Any] | None:
+    want = {"mask_cover": 0.25, "compile": False, "cuda_graphs": False, "retain_memory": True, **match}
+    for row in rows:
+        if row["case"] == case and "median_s" in row and all(row.get(k) == v for k, v in want.items()):
+            return row
+    return None
+
+
+def speedup(theirs: dict[str, Any] | None, ours: dict[str, Any] | None, key: str = "median_s") -> str:
+    return f"{theirs[key] / ours[key]:.2f}x" if theirs and ours else "-"
+
+
+def paired_speedup(theirs: dict[str, Any] | None, ours: dict[str, Any] | None) -> str:
+    """Median over rounds of the two cases' time ratio within the round: steadier than a ratio of medians
+    when a neighbour's load comes in bursts, since calls of one round run side by side."""
+    if not (theirs and ours and theirs.get("wall_s") and ours.get("wall_s")):
+        return "-"
+    return f"{statistics.median(a / b for a, b in zip(theirs['wall_s'], ours['wall_s'])):.2f}x"
+
+
+def targets_table(rows: list[dict[str, Any]]) -> list[str]:
+    base = dict(backbone="resnet50", side=400, precision="fp32", batch=1)
+    out = ["## Against the authors' code (ResNet-50, 400x400, fp32, batch 1, cover 0.25)", "",
+           "| shots | authors' code | hsnet | speed-up (wall) | per round | speed-up (CPU time) | cached supports | "
+           "predictor | target | background |", "|---" * 10 + "|"]
+    for shots, target in CPU_TARGET_SPEEDUPS.items():
+        theirs, ours = find(rows, "authors", shots=shots, **base), find(rows, "hsnet", shots=shots, **base)
+        cached, predictor = find(rows, "cached", shots=shots, **base), find(rows, "predictor", shots=shots, **base)
+        background = f"{100 * ours['background_cpu_share']:.0f}%" if ours else "-"
+        out.append(f"| {shots} | {fmt_s(theirs and theirs['median_s'])} | {fmt_s(ours and ours['median_s'])} | "
+                   f"{speedup(theirs, ours)} | {paired_speedup(theirs, ours)} | {speedup(theirs, ours, 'cpu_median_s')} | "
+                   f"{fmt_s(cached and cached['median_s'])} | {fmt_s(predictor and predictor['median_s'])} | "
+                   f"at least {target:.1f}x | {background} |")
+    return out + [""]
+
+
+def row_line(row: dict[str, Any]) -> str:
+    setting, case = row_key(row)
+    extras = ", ".join(n for n, on in (("compile", setting.compile), ("CUDA graphs", setting.cuda_graphs),
+                                      ("default allocator", not setting.retain_memory)) if on)
+    precision = f"{setting.precision} ({extras})" if extras else setting.precision
+    head = (f"| {setting.backbone} | {precision} | {setting.side} | {setting.shots} | {setting.batch} | "
+            f"{setting.mask_cover:g} | {case} |")
+    if "median_s" not in row:
+        return f"{head} {row.get('skipped', 'not measured')} | | | | |"
+    return (f"{head} {fmt_s(row['median_s'])} [{fmt_s(row['min_s'])}] | {fmt_s(row['cpu_median_s'])} | "
+            f"{setting.batch / row['median_s']:.2f} | {row['repeats']} | {100 * row['background_cpu_share']:.0f}% |")
+
+
+def write_markdown(path: Path, info: dict[str, Any], rows: list[dict[str, Any]]) -> None:
+    commands = sorted({row["command"] for row in rows if "command" in row})
+    dates = sorted(row["measured_at"][:16] for row in rows if "measured_at" in row)
+    lines = [f"# hsnet inference benchmark: {info['name']}", "", f"PyTorch {info['torch']}."]
+    if dates:
+        lines += [f"Measured {dates[0]} to {dates[-1]} UTC with:", "", *(f"    {c}" for c in commands)]
+    if info.get("shared"):
+        lines += ["", f"**Shared machine:** {info['shared']}"]
+    lines += ["", NOTES, ""]
+    if not info["slug"].startswith("cuda"):
+        lines += targets_table(rows)
+    lines += ["## All measurements", "",
+              "| backbone | precision | side | shots | batch | cover | case | per call | CPU time | episodes/s | "
+              "repeats | background |", "|---" * 12 + "|"]
+    order = {name: i for i, name in enumerate(BACKBONES)}
+
+    def key(r: dict[str, Any]) -> tuple:
+        return (order.get(r["backbone"], 9), r["precision"], r["side"], r["shots"], r["batch"], r["mask_cover"],
+                r["compile"], r["cuda_graphs"], not r["retain_memory"], CASES.index(r["case"]))
+
+    lines += [row_line(row) for row in sorted(rows, key=key)]
+    path.write_text("\n".join(lines) + "\n")
