@@ -34,6 +34,7 @@ from PIL import Image
 from hsnet import hub
 from hsnet.errors import HSNetError, InputError
 from hsnet.inputs import MAX_PIXELS, load_mask, load_rgb
+from hsnet.limits import check_image_size
 from hsnet.predictor import LayerMap, Prediction
 from hsnet.predictor.results import resized
 from hsnet.serving import (
@@ -81,6 +82,7 @@ log = logging.getLogger("hsnet.app")
 ROOT = Path(__file__).resolve().parent
 EXAMPLES_DIR = ROOT / "examples"
 WEIGHTS_ENV = "HSNET_WEIGHTS"
+IMAGE_SIZE_ENV = "HSNET_IMAGE_SIZE"
 MAX_SUPPORTS = 5
 WAIT_FOR_WEIGHTS_S = 600  # how long a segmentation waits for weights that are still loading
 DISPLAY_SIDE = 1024  # longest side of the result pictures sent to the browser
@@ -102,8 +104,19 @@ def on_gpu(fn: F) -> F:
 # ------------------------------------------------------------------------------------------ the models
 
 
+def image_size_setting() -> int | None:
+    """$HSNET_IMAGE_SIZE, the model's input side for every visitor (unset: the weights' own, 400 for the authors')."""
+    text = os.environ.get(IMAGE_SIZE_ENV, "").strip()
+    if not text:
+        return None
+    try:
+        return check_image_size(int(text))
+    except (ValueError, InputError) as exc:
+        raise SystemExit(f"{IMAGE_SIZE_ENV}={text!r} is not usable ({exc}); give a side from 32 to 640") from None
+
+
 # One of each per process, at module level: ZeroGPU runs ``run_model`` in a worker that sees module globals.
-STORE = ModelStore(os.environ.get(WEIGHTS_ENV) or hub.DEFAULT_WEIGHTS)
+STORE = ModelStore(os.environ.get(WEIGHTS_ENV) or hub.DEFAULT_WEIGHTS, image_size=image_size_setting())
 PROBES = ProbeStore()
 
 

@@ -273,9 +273,11 @@ def test_label_many_fills_its_gallery_from_the_main_views_supports(explored, tmp
     expect(page.locator("#label-progress")).to_contain_text("2 of 2 photos labelled", timeout=240_000)
     gallery = page.locator("#label-gallery")
     expect(gallery.locator("img")).to_have_count(2)
-    gallery.scroll_into_view_if_needed()
+    for image in gallery.locator("img").all():  # thumbnails load lazily: each is brought into view first
+        image.scroll_into_view_if_needed()
+        expect(image).to_have_js_property("complete", True, timeout=60_000)
     page.wait_for_function("() => [...document.querySelectorAll('#label-gallery img')]"
-                           ".every(i => i.complete && i.naturalWidth > 0)", timeout=30_000)
+                           ".every(i => i.complete && i.naturalWidth > 0)", timeout=60_000)
     assert gallery.evaluate(CLIPPED) == []
     expect(page.locator("#label-zip")).to_be_enabled()
     page.screenshot(path=str(ARTIFACTS / f"app-{page.name}-label.png"))

@@ -1,6 +1,6 @@
 """The app under concurrent clients and hostile uploads: every answer right, memory flat, still serving.
 
-A small version of ``benchmarks/load_test.py`` (which it reuses): app.py on 127.0.0.1 with
+A small version of ``benchmarks/load_test.py`` (both run on ``hsnet.serving.loadtest``): app.py on 127.0.0.1 with
 the model's input at 64x64 so that a request costs a fraction of a second on a CPU; 8
 gradio_client clients; each is answered once as a warm-up, then 16 more requests are
 checked; uploads over the limit, unreadable uploads and empty masks get a message and the
@@ -18,10 +18,14 @@ import pytest
 from gradio_client.exceptions import AppError
 from PIL import Image
 
-from app_fixtures import app_checkpoint, load_test, serve_app  # noqa: F401  (fixture)
 from crafted_files import png_claiming
 
-pytestmark = pytest.mark.timeout(300)
+from hsnet.serving import loadtest
+
+pytest_plugins = ["app_fixtures"]
+APP_FILE = Path(__file__).resolve().parent.parent / "app.py"
+
+pytestmark = [pytest.mark.timeout(300), pytest.mark.slow]  # each module serves the app for real
 
 CLIENTS = 8
 REQUESTS = 16
@@ -41,30 +45,30 @@ HOSTILE_LAYER_SIDE = 1500
 
 
 @pytest.fixture(scope="module")
-def server(app_checkpoint: Path, tmp_path_factory: pytest.TempPathFactory):  # noqa: F811
-    with load_test.app_server(app_checkpoint, IMAGE_SIZE, tmp_path_factory.mktemp("load-app")) as served:
+def server(app_checkpoint: Path, tmp_path_factory: pytest.TempPathFactory):
+    with loadtest.app_server(APP_FILE, app_checkpoint, IMAGE_SIZE, tmp_path_factory.mktemp("load-app")) as served:
         yield served
 
 
 @pytest.fixture(scope="module")
-def inputs(tmp_path_factory: pytest.TempPathFactory) -> load_test.Inputs:
+def inputs(tmp_path_factory: pytest.TempPathFactory) -> loadtest.Inputs:
     """A distinct query photo per request: identical answers served concurrently hit a Gradio cache race
     (see docs/robustness.md), which this test is not about."""
-    return load_test.make_inputs(tmp_path_factory.mktemp("load-inputs"), CLIENTS + REQUESTS)
+    return loadtest.make_inputs(tmp_path_factory.mktemp("load-inputs"), CLIENTS + REQUESTS)
 
 
 @pytest.fixture
-def client(server: load_test.Server, tmp_path: Path):
-    return load_test.connect(server.url, tmp_path)
+def client(server: loadtest.Server, tmp_path: Path):
+    return loadtest.connect(server.url, tmp_path)
 
 
-def assert_still_serving(client, inputs: load_test.Inputs, weights: Path) -> None:
+def assert_still_serving(client, inputs: loadtest.Inputs, weights: Path) -> None:
     query, size = inputs.queries[0]
-    assert load_test.check_answer(load_test.segment(client, query, inputs.support, inputs.mask, str(weights)), size) is None
+    assert loadtest.check_answer(loadtest.segment(client, query, inputs.support, inputs.mask, str(weights)), size) is None
 
 
-def test_concurrent_clients_are_all_answered_correctly(server, inputs, app_checkpoint: Path, tmp_path: Path) -> None:  # noqa: F811
-    report = load_test.run_load(server, inputs, str(app_checkpoint), CLIENTS, REQUESTS, max_seconds=240,
+def test_concurrent_clients_are_all_answered_correctly(server, inputs, app_checkpoint: Path, tmp_path: Path) -> None:
+    report = loadtest.run_load(server, inputs, str(app_checkpoint), CLIENTS, REQUESTS, max_seconds=240,
                                 downloads=tmp_path, rss_tolerance_mb=RSS_TOLERANCE_MB, image_size=IMAGE_SIZE)
     assert report.failed == 0 and report.wrong == 0, report.errors
     assert report.answered == REQUESTS
@@ -72,7 +76,7 @@ def test_concurrent_clients_are_all_answered_correctly(server, inputs, app_check
     print(f"\n{report.rss_mb}")
 
 
-def test_an_upload_over_the_limit_is_refused(server, client, inputs, app_checkpoint: Path, tmp_path: Path) -> None:  # noqa: F811
+def test_an_upload_over_the_limit_is_refused(server, client, inputs, app_checkpoint: Path, tmp_path: Path) -> None:
     big = tmp_path / "huge.png"
     big.write_bytes(png_claiming(4000, 3000) + bytes(UPLOAD_LIMIT))
     with big.open("rb") as data:
@@ -86,26 +90,26 @@ def test_an_upload_over_the_limit_is_refused(server, client, inputs, app_checkpo
     ("bomb.png", png_claiming(100_000, 100_000), "query image declares"),  # refused from the header
 ], ids=["text file", "bomb header"])
 def test_a_bad_query_upload_gets_a_message_and_the_app_keeps_serving(
-        client, inputs, app_checkpoint: Path, tmp_path: Path, name: str, content: bytes, expected: str) -> None:  # noqa: F811
+        client, inputs, app_checkpoint: Path, tmp_path: Path, name: str, content: bytes, expected: str) -> None:
     (tmp_path / name).write_bytes(content)
     with pytest.raises(AppError, match=expected):
-        load_test.segment(client, tmp_path / name, inputs.support, inputs.mask, str(app_checkpoint))
+        loadtest.segment(client, tmp_path / name, inputs.support, inputs.mask, str(app_checkpoint))
     assert_still_serving(client, inputs, app_checkpoint)
 
 
-def test_an_empty_mask_gets_a_message_and_the_app_keeps_serving(client, inputs, app_checkpoint: Path, tmp_path: Path) -> None:  # noqa: F811
+def test_an_empty_mask_gets_a_message_and_the_app_keeps_serving(client, inputs, app_checkpoint: Path, tmp_path: Path) -> None:
     Image.new("L", (32, 24)).save(tmp_path / "empty.png")
     query, _ = inputs.queries[1]
     with pytest.raises(AppError, match="marks no pixels"):
-        load_test.segment(client, query, inputs.support, tmp_path / "empty.png", str(app_checkpoint))
+        loadtest.segment(client, query, inputs.support, tmp_path / "empty.png", str(app_checkpoint))
     assert_still_serving(client, inputs, app_checkpoint)
 
 
 @pytest.mark.slow
-def test_new_sessions_with_large_queries_stay_within_the_memory_budget(server, app_checkpoint: Path,  # noqa: F811
+def test_new_sessions_with_large_queries_stay_within_the_memory_budget(server, app_checkpoint: Path,
                                                                         tmp_path: Path) -> None:
-    inputs = load_test.make_inputs(tmp_path, 2 + SOAK_SESSIONS, large_size=SOAK_QUERY)
-    report = load_test.run_load(server, inputs, str(app_checkpoint), 2, SOAK_SESSIONS, max_seconds=240,
+    inputs = loadtest.make_inputs(tmp_path, 2 + SOAK_SESSIONS, large_size=SOAK_QUERY)
+    report = loadtest.run_load(server, inputs, str(app_checkpoint), 2, SOAK_SESSIONS, max_seconds=240,
                                 downloads=tmp_path / "downloads", rss_tolerance_mb=SOAK_BUDGET_MB,
                                 image_size=IMAGE_SIZE, new_sessions=True)
     assert report.failed == 0 and report.wrong == 0, report.errors
@@ -115,20 +119,20 @@ def test_new_sessions_with_large_queries_stay_within_the_memory_budget(server, a
 
 
 @pytest.mark.slow
-def test_hostile_requests_are_refused_without_a_memory_spike(server, inputs, app_checkpoint: Path,  # noqa: F811
+def test_hostile_requests_are_refused_without_a_memory_spike(server, inputs, app_checkpoint: Path,
                                                               tmp_path: Path) -> None:
-    cases = load_test.run_hostile(server, inputs, str(app_checkpoint), tmp_path / "downloads", tmp_path,
+    cases = loadtest.run_hostile(server, inputs, str(app_checkpoint), tmp_path / "downloads", tmp_path,
                                   HOSTILE_LAYER_SIDE, HOSTILE_PEAK_BUDGET_MB)
     assert [c["case"] for c in cases if not c["passed"]] == [], cases
 
 
 @pytest.mark.slow
-def test_nothing_a_visitor_sent_outlives_the_app(app_checkpoint: Path, tmp_path: Path) -> None:  # noqa: F811
-    inputs = load_test.make_inputs(tmp_path, 1)
-    with serve_app(app_checkpoint, tmp_path / "app.log") as served:
-        client = load_test.connect(served.url, tmp_path / "downloads")
+def test_nothing_a_visitor_sent_outlives_the_app(app_checkpoint: Path, launch_app, tmp_path: Path) -> None:
+    inputs = loadtest.make_inputs(tmp_path, 1)
+    with launch_app(app_checkpoint, tmp_path / "app.log") as served:
+        client = loadtest.connect(served.url, tmp_path / "downloads")
         query, size = inputs.queries[0]
-        assert load_test.check_answer(load_test.segment(client, query, inputs.support, inputs.mask,
+        assert loadtest.check_answer(loadtest.segment(client, query, inputs.support, inputs.mask,
                                                         str(app_checkpoint)), size) is None
         kept = [p.name for p in served.tmp.rglob("*") if p.is_file()]
         assert query.name in kept and "support.png" in kept  # the uploads live in the process's folder meanwhile
