@@ -15,6 +15,8 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from .linear import linear
+
 # On the CPU, a convolution on a masked correlation (``sparse_support``) runs its query half on
 # the kept pivots only while they are at most this fraction of all pivots (else all, as usual).
 SPARSE_PIVOT_FRACTION = 0.5
@@ -42,15 +44,6 @@ def dense_support_weight(weight: torch.Tensor, size: tuple[int, int], stride: in
     taps = weight.flatten(2).index_select(2, flat_tap) * valid  # (O, C, Hs'*Ws'*Hs*Ws)
     n_out = tap_h.shape[0] * tap_w.shape[0]
     return taps.view(o, c, n_out, -1).transpose(1, 2).reshape(o * n_out, -1)
-
-
-def linear(rows: torch.Tensor, weight: torch.Tensor, bias: torch.Tensor) -> torch.Tensor:
-    """``rows @ weight.T + bias``; in fp32 CPU inference through oneDNN, faster than the BLAS product
-    on the machines measured (docs/performance.md)."""
-    if (rows.device.type == "cpu" and rows.dtype == weight.dtype == torch.float32 and torch.backends.mkldnn.is_available()
-            and not (torch.is_grad_enabled() and (rows.requires_grad or weight.requires_grad))):
-        return torch.ops.mkldnn._linear_pointwise(rows, weight, bias, "none", [], "")
-    return F.linear(rows, weight, bias)
 
 
 class CenterPivotConv4d(nn.Module):
