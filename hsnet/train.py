@@ -34,7 +34,7 @@ from .errors import CheckpointError, InputError, WeightsNotFoundError, describe
 from .evaluate import run_episodes
 from .hub import from_pretrained, save_pretrained
 from .metrics import IoUMeter
-from .model import BACKBONES, HSNet, build_model
+from .model import BACKBONES, DEFAULT_IMAGE_SIDE, HSNet, build_model
 from .runtime import InferenceContext, autocast, autocast_dtype
 
 DEFAULT_BATCH = {"pascal": 20, "coco": 40, "fss": 20}
@@ -56,7 +56,7 @@ class TrainConfig:
     epochs: int = 2000
     batch_size: int | None = None
     lr: float = 1e-3
-    image_size: int = 400
+    image_size: int = DEFAULT_IMAGE_SIDE
     workers: int = 8
     precision: str = "auto"  # fp32, auto, bf16 or fp16 (hsnet.runtime.PRECISIONS; fp16 needs a GPU)
     seed: int = 0

@@ -1,6 +1,7 @@
 """Shared fixtures: small real HSNet models with seeded random weights, and seeded photos and masks."""
 from __future__ import annotations
 
+from pathlib import Path
 from typing import Callable
 
 import numpy as np
@@ -69,3 +70,13 @@ def blob() -> Blob:
         mask[height // 4: 3 * height // 4, width // 3: 2 * width // 3] = True
         return mask
     return make
+
+
+@pytest.fixture
+def isolated_cache(tmp_path_factory: pytest.TempPathFactory, monkeypatch: pytest.MonkeyPatch) -> Path:
+    """A private hsnet cache, no local splits folder from the environment, and no reachable download source."""
+    cache = tmp_path_factory.mktemp("hsnet-cache")
+    monkeypatch.setenv("HSNET_CACHE_DIR", str(cache))
+    monkeypatch.delenv("HSNET_SPLITS_DIR", raising=False)
+    monkeypatch.setenv("HSNET_SPLITS_URL", "http://127.0.0.1:9/")
+    return cache

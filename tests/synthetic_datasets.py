@@ -12,7 +12,6 @@ import pickle
 from pathlib import Path
 
 import numpy as np
-import pytest
 from PIL import Image
 
 HEIGHT, WIDTH = 36, 44
@@ -99,13 +98,3 @@ def make_fss(root: Path, splits: Path, classes: int = 2, seed: int = 0, size: in
         (splits / "fss" / f"{split}.txt").write_text("".join(n + "\n" for n in names))
         lists[split] = names
     return lists
-
-
-@pytest.fixture(autouse=True)
-def isolated_cache(tmp_path_factory: pytest.TempPathFactory, monkeypatch: pytest.MonkeyPatch) -> Path:
-    """A private hsnet cache, no local splits folder from the environment, and no reachable download source."""
-    cache = tmp_path_factory.mktemp("hsnet-cache")
-    monkeypatch.setenv("HSNET_CACHE_DIR", str(cache))
-    monkeypatch.delenv("HSNET_SPLITS_DIR", raising=False)
-    monkeypatch.setenv("HSNET_SPLITS_URL", "http://127.0.0.1:9/")
-    return cache

@@ -125,6 +125,7 @@ def test_bad_input_exits_2_with_one_line(folder: Path, monkeypatch, capsys, case
     assert not (folder / "pickle-ran").exists()
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("case", SUBPROCESS_CASES)
 def test_bad_input_exits_2_with_one_line_from_the_shell(processes: dict[str, Run], folder: Path, case: str) -> None:
     assert_one_line_error(processes[case], case)

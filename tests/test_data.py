@@ -12,7 +12,9 @@ import pytest
 
 from hsnet.data import build_dataset, splits
 from hsnet.errors import DatasetError, InputError
-from synthetic_datasets import isolated_cache, make_coco, make_fss, make_pascal  # noqa: F401 (fixture)
+from synthetic_datasets import make_coco, make_fss, make_pascal
+
+pytestmark = pytest.mark.usefixtures("isolated_cache")  # a private cache and no download source
 
 
 @pytest.fixture(scope="module")

@@ -16,7 +16,9 @@ from hsnet.errors import InputError
 from hsnet.evaluate import evaluate
 from hsnet.hub import save_pretrained
 from hsnet.metrics import IoUMeter
-from synthetic_datasets import isolated_cache, make_fss, make_pascal  # noqa: F401 (fixture)
+from synthetic_datasets import make_fss, make_pascal
+
+pytestmark = pytest.mark.usefixtures("isolated_cache")  # a private cache and no download source
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -34,6 +36,7 @@ def weights(tmp_path_factory: pytest.TempPathFactory, resnet50) -> Path:
     return save_pretrained(resnet50, tmp_path_factory.mktemp("weights") / "model", benchmark="pascal", fold=0)
 
 
+@pytest.mark.slow
 def test_batched_evaluation_equals_episode_by_episode(pascal, predictor_resnet50):
     model = predictor_resnet50  # evaluate() folds the BatchNorm of the model it is given, as Predictors do
     data, splits = pascal
@@ -71,6 +74,7 @@ def _cli_args(data: Path, splits: Path, weights: Path, output: Path) -> list[str
             "--batch-size", "2", "--no-progress", "--device", "cpu", "--output", str(output)]
 
 
+@pytest.mark.slow
 def test_two_gloo_processes_give_the_one_process_numbers(pascal, weights, tmp_path, capsys):
     data, splits = pascal
     assert main(_cli_args(data, splits, weights, tmp_path / "one.json")) == 0

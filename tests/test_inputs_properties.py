@@ -114,6 +114,7 @@ def masks(draw, folder: Path, width: int, height: int):
     return packaged(image, container, folder), kind, shape != "other"
 
 
+@pytest.mark.slow
 @settings(max_examples=25, deadline=None, suppress_health_check=[HealthCheck.too_slow, HealthCheck.data_too_large])
 @given(data=st.data())
 def test_predict_answers_at_query_size_or_raises_input_error(predictor: Predictor, folder: Path, data) -> None:

@@ -16,7 +16,9 @@ from hsnet.data import build_dataset
 from hsnet.hub import from_pretrained
 from hsnet.errors import InputError
 from hsnet.train import TrainConfig, cross_entropy, train, train_step
-from synthetic_datasets import isolated_cache, make_fss  # noqa: F401 (fixture)
+from synthetic_datasets import make_fss
+
+pytestmark = pytest.mark.usefixtures("isolated_cache")  # a private cache and no download source
 
 
 @pytest.fixture(scope="module")
@@ -26,6 +28,7 @@ def fss(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, Path]:
     return root / "data", root / "splits"
 
 
+@pytest.mark.slow
 def test_a_few_adam_steps_lower_the_loss_on_a_learnable_task(fss):
     data, splits = fss
     ds = build_dataset("fss", data, 0, "trn", 1, image_size=32, limit=4, splits_dir=splits)
@@ -54,6 +57,7 @@ def _train(data: Path, splits: Path, out: Path, epochs: int, *extra: str) -> int
                  "--no-progress", *extra])
 
 
+@pytest.mark.slow
 def test_training_saves_the_best_in_hub_format_and_resumes_exactly(fss, tmp_path, capsys):
     data, splits = fss
     assert _train(data, splits, tmp_path / "straight", 2) == 0

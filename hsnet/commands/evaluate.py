@@ -7,7 +7,7 @@ import os
 from pathlib import Path
 
 from ..data import BENCHMARKS
-from ..model import K_SHOT_RULES
+from ..model import DEFAULT_IMAGE_SIDE, K_SHOT_RULES
 from ..runtime import PRECISIONS
 from .arguments import (check_device_and_precision, device, image_side, local_path, non_negative_int, output_file,
                         positive_int, prepare_folder, probe_file, seed, shots, weights_source)
@@ -26,7 +26,8 @@ def add_data_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--splits", type=local_path, default=None, metavar="DIR",
                         help="local copy of the authors' data/splits folder (default: $HSNET_SPLITS_DIR, else fetched "
                              "once from their repository and cached)")
-    parser.add_argument("--image-size", type=image_side, default=400, help="square input size (authors: 400)")
+    parser.add_argument("--image-size", type=image_side, default=DEFAULT_IMAGE_SIDE,
+                        help=f"square input size (authors: {DEFAULT_IMAGE_SIDE})")
     parser.add_argument("--workers", type=non_negative_int, default=None,
                         help="data loading processes per rank (default: 0 for evaluate, as the authors; 8 for train)")
     parser.add_argument("--device", default="auto", type=device, help="auto, cpu or cuda (under torchrun: each rank's own GPU)")

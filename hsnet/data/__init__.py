@@ -4,6 +4,7 @@ from __future__ import annotations
 import os
 
 from ..errors import InputError
+from ..model import DEFAULT_IMAGE_SIDE
 from .coco import CocoDataset
 from .episodes import Episode, EpisodeDataset
 from .fss import FSSDataset
@@ -14,7 +15,7 @@ BENCHMARKS = tuple(DATASETS)
 
 
 def build_dataset(benchmark: str, datapath: str | os.PathLike, fold: int = 0, split: str = "test", shots: int = 1, *,
-                  image_size: int = 400, original_size: bool = False, seed: int = 0, limit: int | None = None,
+                  image_size: int = DEFAULT_IMAGE_SIDE, original_size: bool = False, seed: int = 0, limit: int | None = None,
                   splits_dir: str | os.PathLike | None = None) -> EpisodeDataset:
     """The episodes of one benchmark, fold and split (``trn``/``train``, ``val``, ``test``) from ``datapath``.
 

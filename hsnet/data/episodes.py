@@ -20,6 +20,7 @@ from PIL import Image, UnidentifiedImageError
 from torch.utils.data import Dataset
 
 from ..errors import DatasetError, InputError, describe
+from ..model import DEFAULT_IMAGE_SIDE
 from .transforms import image_to_tensor, resize_mask
 
 SPLITS = ("trn", "val", "test")
@@ -50,7 +51,7 @@ class EpisodeDataset(Dataset, ABC):
     folds: ClassVar[int] = 4
 
     def __init__(self, datapath: str | os.PathLike, fold: int = 0, split: str = "test", shots: int = 1, *,
-                 image_size: int = 400, original_size: bool = False, seed: int = 0, limit: int | None = None,
+                 image_size: int = DEFAULT_IMAGE_SIDE, original_size: bool = False, seed: int = 0, limit: int | None = None,
                  splits_dir: str | os.PathLike | None = None):
         if split not in SPLIT_ALIASES:
             raise InputError(f"unknown split {split!r}; use one of {', '.join(SPLIT_ALIASES)}")
@@ -59,7 +60,8 @@ class EpisodeDataset(Dataset, ABC):
         if shots < 1:
             raise InputError(f"shots must be at least 1, not {shots}")
         if image_size < 32:
-            raise InputError(f"image size {image_size} is too small for the backbone; use 32 or more (authors: 400)")
+            raise InputError(f"image size {image_size} is too small for the backbone; "
+                             f"use 32 or more (authors: {DEFAULT_IMAGE_SIDE})")
         if limit is not None and limit < 1:
             raise InputError(f"limit must be a positive number of episodes, not {limit}")
         self.root = Path(datapath).expanduser()

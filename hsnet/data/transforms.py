@@ -7,8 +7,7 @@ from PIL import Image
 from torchvision.transforms import InterpolationMode
 from torchvision.transforms import functional as TF
 
-IMAGENET_MEAN = (0.485, 0.456, 0.406)
-IMAGENET_STD = (0.229, 0.224, 0.225)
+from ..model.hsnet import IMAGENET_MEAN, IMAGENET_STD
 
 
 def image_to_tensor(image: Image.Image, size: int) -> torch.Tensor:
