@@ -20,7 +20,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                         help="output folder: masks/, overlays/ and annotations.json go there")
     parser.add_argument("--name", default="object", type=non_empty, help="the COCO category name (default: object)")
     parser.add_argument("--overwrite", action="store_true", help="label again the queries an earlier run already did")
-    parser.add_argument("--batch-size", type=positive_int, default=4, help="queries per forward pass (default: 4)")
+    parser.add_argument("--batch-size", type=positive_int, default=None,
+                        help="queries per forward pass (default: 1 on the CPU, where batching measured no faster "
+                             "(docs/performance.md); 4 on a GPU)")
     parser.add_argument("--no-progress", dest="progress", action="store_false", help="no progress bar")
 
 
@@ -42,7 +44,8 @@ def run(args: argparse.Namespace) -> int:
     def report_skip(query, reason: str) -> None:
         tqdm.write(f"hsnet label: skipped {query.path}: {reason}", file=sys.stderr)
 
-    summary = label_queries(segment, queries, labeler, batch_size=args.batch_size, progress=args.progress,
+    batch_size = args.batch_size or (1 if predictor.device.type == "cpu" else 4)
+    summary = label_queries(segment, queries, labeler, batch_size=batch_size, progress=args.progress,
                             on_skip=report_skip)
     print(f"hsnet label: {len(summary.labelled)} labelled ({summary.queries_per_second:.2f} queries/s on "
           f"{predictor.device}), {len(summary.done_before)} done before, {len(summary.skipped)} skipped; "
