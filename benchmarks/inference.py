@@ -30,7 +30,7 @@ from typing import Any
 import torch
 
 from plan import BACKBONES, CASES, Setting, plan
-from report import fmt_s, merge_rows, rows_of, write_markdown
+from report import current_commit, fmt_s, merge_rows, rows_of, write_markdown
 
 ROOT = Path(__file__).resolve().parent.parent
 RESULTS = ROOT / "benchmarks" / "results"
@@ -137,8 +137,7 @@ def main(argv: list[str]) -> int:
     args.out.mkdir(parents=True, exist_ok=True)
     json_path, md_path = args.out / f"{info['slug']}.json", args.out / f"{info['slug']}.md"
     command = "python benchmarks/inference.py " + shlex.join(argv)
-    commit = subprocess.run(["git", "rev-parse", "--short", "HEAD"], capture_output=True, text=True,
-                            cwd=ROOT).stdout.strip()
+    commit = current_commit()
     settings = plan(args)
     print(f"{len(settings)} settings on {info['name']}; results in {md_path}", flush=True)
     for i, setting in enumerate(settings, 1):

@@ -22,6 +22,7 @@ from pathlib import Path
 from typing import Any
 
 from measure import peak_rss_bytes
+from report import current_commit
 
 ROOT = Path(__file__).resolve().parent.parent
 RESULTS = ROOT / "benchmarks" / "results"
@@ -112,8 +113,7 @@ def main(argv: list[str]) -> int:
     args.out.mkdir(parents=True, exist_ok=True)
     path = args.out / "peak-memory-cpu.json"
     rows = json.loads(path.read_text())["rows"] if path.exists() else []
-    commit = subprocess.run(["git", "rev-parse", "--short", "HEAD"], capture_output=True, text=True,
-                            cwd=ROOT).stdout.strip()
+    commit = current_commit()
     for side in args.sizes:
         for shots in args.shots:
             result = run_case(shots, side, args.limit_gb * 2**30)

@@ -3,11 +3,18 @@ from __future__ import annotations
 
 import json
 import statistics
+import subprocess
 from dataclasses import asdict, fields
 from pathlib import Path
 from typing import Any
 
 from plan import BACKBONES, CASES, Setting
+
+
+def current_commit() -> str:
+    """The short hash of the checked-out commit, recorded beside every measurement ('' outside git)."""
+    return subprocess.run(["git", "rev-parse", "--short", "HEAD"], capture_output=True, text=True,
+                          cwd=Path(__file__).resolve().parent).stdout.strip()
 
 # Issue 16's targets on the project's 2-core CPU machines: ResNet-50, 400x400, fp32, batch 1, cover 0.25.
 CPU_TARGET_SPEEDUPS = {1: 1.5, 5: 2.0}

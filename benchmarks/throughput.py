@@ -14,7 +14,6 @@ import argparse
 import datetime as dt
 import json
 import statistics
-import subprocess
 import sys
 from pathlib import Path
 from typing import Any
@@ -25,6 +24,7 @@ import torch
 import hsnet
 from inference import device_info
 from measure import alternate
+from report import current_commit
 from synthetic import support_masks
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -84,8 +84,7 @@ def main(argv: list[str]) -> int:
     args.out.mkdir(parents=True, exist_ok=True)
     path = args.out / f"throughput-{info['slug']}.json"
     rows = json.loads(path.read_text())["rows"] if path.exists() else []
-    commit = subprocess.run(["git", "rev-parse", "--short", "HEAD"], capture_output=True, text=True,
-                            cwd=ROOT).stdout.strip()
+    commit = current_commit()
     for side in args.sizes:
         for shots in args.shots:
             when = dt.datetime.now(dt.timezone.utc).isoformat(timespec="seconds")

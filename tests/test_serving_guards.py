@@ -12,7 +12,6 @@ import io
 import json
 import os
 import signal
-import socket
 import subprocess
 import sys
 import time
@@ -25,6 +24,7 @@ from PIL import Image
 
 from crafted_files import png_claiming
 from hsnet.serving.guards import MAX_PENDING_EDIT_BYTES, MAX_PENDING_EDITS
+from hsnet.serving.loadtest import free_port
 
 pytestmark = [pytest.mark.slow, pytest.mark.timeout(300)]
 ROOT = Path(__file__).resolve().parent.parent
@@ -100,12 +100,6 @@ class Page:
                 "id": value_id, "type": kind, "index": "null" if index is None else index}  # as the browser posts it
         response = self.http.post("component_server", data=body, files=[("files", ("blob.png", data, "image/png"))])
         return response.status_code
-
-
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
 
 
 @pytest.fixture(scope="module")
