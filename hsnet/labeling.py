@@ -232,6 +232,19 @@ class FolderLabeler:
 Segment = Callable[[list[Image.Image]], list[np.ndarray]]
 
 
+def segment_each(segment: Segment, images: list[Image.Image]) -> list[np.ndarray | HSNetError]:
+    """Each image's mask, or the error that stopped it: a failed batch is retried one image at a time,
+    so that one bad image fails only itself."""
+    if not images:
+        return []
+    try:
+        return list(segment(images))
+    except HSNetError as exc:
+        if len(images) == 1:
+            return [exc]
+        return [result for image in images for result in segment_each(segment, [image])]
+
+
 def label_queries(segment: Segment, queries: Sequence[Query], labeler: FolderLabeler, *, batch_size: int = 1,
                   progress: bool = True, on_skip: Callable[[Query, str], None] | None = None) -> LabelSummary:
     """Label every query not done yet, ``batch_size`` at a time, then write the COCO file.
@@ -255,17 +268,12 @@ def label_queries(segment: Segment, queries: Sequence[Query], labeler: FolderLab
             on_skip(query, str(exc))
 
     def label(batch: list[tuple[Query, Image.Image]]) -> None:
-        try:
-            masks = segment([image for _, image in batch])
-        except HSNetError as exc:
-            if len(batch) == 1:
-                return skip(batch[0][0], exc)
-            for one in batch:  # find which query failed
-                label([one])
-            return
-        for (query, image), mask in zip(batch, masks):
-            labeler.save(query, image, mask)
-            summary.labelled.append(query.name.as_posix())
+        for (query, image), mask in zip(batch, segment_each(segment, [image for _, image in batch])):
+            if isinstance(mask, HSNetError):
+                skip(query, mask)
+            else:
+                labeler.save(query, image, mask)
+                summary.labelled.append(query.name.as_posix())
 
     start = time.perf_counter()
     try:

@@ -15,7 +15,7 @@ import json
 import os
 import shutil
 import zipfile
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path, PurePosixPath
 
@@ -24,7 +24,7 @@ from PIL import Image
 
 from ..errors import HSNetError, InputError, one_line
 from ..inputs import load_rgb
-from ..labeling import ANNOTATIONS, IMAGE_SUFFIXES, coco_document, coco_record
+from ..labeling import ANNOTATIONS, IMAGE_SUFFIXES, Segment, coco_document, coco_record, segment_each
 from ..predictor import Predictor, SupportSet
 from ..visualize import fit, mask_image, overlay_mask
 from .uploads import MAX_UPLOAD_BYTES
@@ -35,7 +35,6 @@ LABEL_BATCH = 4
 OVERLAY_SIDE = 384
 ARCHIVE = "labels.zip"
 
-Segment = Callable[[list[Image.Image]], list[np.ndarray]]
 
 
 @dataclass
@@ -150,7 +149,10 @@ def label_many(segment: Segment, files: Sequence[str | os.PathLike], workdir: Pa
                     batch.append((name, load_rgb(path, f"photo {one_line(name, 60)}")))
                 except HSNetError as exc:
                     skipped[name] = str(exc)
-            for name, image, mask in _segmented(segment, batch, skipped):
+            for (name, image), mask in zip(batch, segment_each(segment, [image for _, image in batch])):
+                if isinstance(mask, HSNetError):  # one bad photo skips only itself
+                    skipped[name] = str(mask)
+                    continue
                 png = io.BytesIO()
                 mask_image(mask).save(png, format="PNG")
                 archive.writestr(f"masks/{PurePosixPath(name).with_suffix('.png')}", png.getvalue())
@@ -167,18 +169,3 @@ def label_many(segment: Segment, files: Sequence[str | os.PathLike], workdir: Pa
         if not complete:  # stopped early (the visitor left): no half archive stays behind
             archive_path.unlink(missing_ok=True)
     yield LabelUpdate(done, total, skipped=dict(skipped), archive=archive_path)
-
-
-def _segmented(segment: Segment, batch: list[tuple[str, Image.Image]],
-               skipped: dict[str, str]) -> list[tuple[str, Image.Image, np.ndarray]]:
-    """The batch's masks; when the batch fails, each query alone, so that one bad photo skips only itself."""
-    if not batch:
-        return []
-    try:
-        masks = segment([image for _, image in batch])
-    except HSNetError as exc:
-        if len(batch) == 1:
-            skipped[batch[0][0]] = str(exc)
-            return []
-        return [item for one in batch for item in _segmented(segment, [one], skipped)]
-    return [(name, image, mask) for (name, image), mask in zip(batch, masks)]
