@@ -16,7 +16,7 @@ from hypothesis import strategies as st
 from PIL import Image
 
 from hsnet.errors import InputError
-from hsnet.inputs import load_mask, load_rgb
+from hsnet.inputs import ASPECT_TOLERANCE, load_mask, load_rgb
 from hsnet.predictor import Predictor
 
 MODES = ["RGB", "L", "RGBA", "LA", "P", "CMYK", "I;16", "I", "F", "1"]
@@ -111,7 +111,9 @@ def masks(draw, folder: Path, width: int, height: int):
     w, h = {"same": (width, height), "scaled": (width * 2, height * 2), "other": (width + 7, height * 3 + 5)}[shape]
     image = mask_pixels(kind, w, h, np.random.default_rng(draw(st.integers(0, 2**32 - 1))))
     container = draw(st.sampled_from(["array", "pil", "png"] if kind != "palette" else ["pil", "png"]))
-    return packaged(image, container, folder), kind, shape != "other"
+    # "other" keeps the image's aspect ratio for a few sizes (1x1 -> 8x8): whether it fits is the ratio's to say
+    fits = shape != "other" or abs((w / h) / (width / height) - 1) <= ASPECT_TOLERANCE
+    return packaged(image, container, folder), kind, fits
 
 
 @pytest.mark.slow
