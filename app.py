@@ -526,7 +526,7 @@ def make_segment(menu: WeightsMenu, masks: MaskFiles) -> Callable[..., tuple]:
         prediction = run_model(form.source, form.query, form.supports, form.masks, form.rule)
         progress(0.9, desc="Drawing")
         key = request.session_hash if request is not None and request.session_hash else "api"
-        PROBES.put(key, Probe.build(form.source, form.query, form.supports, form.masks, predictor.image_size))
+        PROBES.put(key, Probe.of(form.source, prediction))
         result, exploration = answer(form, prediction, mode, masks, key)
         return (*astuple_shallow(result), exploration)
 

@@ -2,8 +2,10 @@
 
 - "authors": the authors' ``predict_mask_nshot`` (one full 1-shot ``forward`` per support, then
   their vote) on their own model, under ``torch.no_grad`` as in their test script;
-- "hsnet": the same episode through hsnet (tensors in, voted mask out);
-- "cached": a further query against supports whose features were kept;
+- "hsnet": the same episode through ``hsnet.runtime.episode_logits`` (tensors in, voted mask out; what
+  ``hsnet evaluate`` runs), under the setting's precision;
+- "predict_mask": the tensor API users call, ``model.predict_mask`` (fp32 settings only);
+- "cached": a further query against supports whose features were kept (``run_episode``);
 - "predictor": ``hsnet.Predictor.predict`` end to end (uint8 images in, mask and heatmaps out),
   its support cache emptied before each call.
 """
@@ -17,7 +19,7 @@ import torch
 
 import hsnet
 from hsnet.model import combine_shots
-from hsnet.runtime import InferenceContext, cached_logits, episode_logits
+from hsnet.runtime import InferenceContext, encode, episode_logits, run_episode
 from authors_code import build_authors_model
 from plan import Setting
 from synthetic import episode_tensors
@@ -56,10 +58,17 @@ def build_cases(setting: Setting, names: list[str],
         cases["authors"] = authors_episode
     if "hsnet" in names:
         cases["hsnet"] = episode
+    if "predict_mask" in names:
+        cases["predict_mask"] = lambda: model.predict_mask(query, supports, masks, output_size=tuple(query.shape[-2:]))
     if "cached" in names:
-        with context.inference():
-            cached = model.support_features(supports.flatten(0, 1), masks.flatten(0, 1))
-        cases["cached"] = lambda: combine_shots(cached_logits(model, context, query, cached, k), "vote")
+        cached, _ = encode(model, context, supports.flatten(0, 1), masks.flatten(0, 1))
+
+        def cached_episode() -> torch.Tensor:
+            features, _ = encode(model, context, query)
+            episode = run_episode(model, context, features, cached, k, tuple(query.shape[-2:]))
+            return combine_shots(episode.logits, "vote")
+
+        cases["cached"] = cached_episode
     if "predictor" in names:
         predictor = hsnet.Predictor(model, device=device, precision=setting.precision, image_size=setting.side)
         rng = np.random.default_rng(0)

@@ -97,7 +97,7 @@ def parse_args(argv: list[str]) -> argparse.Namespace:
     parser.add_argument("--shots", nargs="+", type=int, default=[1, 5])
     parser.add_argument("--batches", nargs="+", type=int, help="default: 1 and 4 on the CPU, 1 and 32 on CUDA")
     parser.add_argument("--sizes", nargs="+", type=int, default=[400, 640], help="model input sides")
-    parser.add_argument("--precisions", nargs="+", choices=("fp32", "bf16", "fp16"),
+    parser.add_argument("--precisions", nargs="+", choices=("fp32", "tf32", "bf16", "fp16"),
                         help="default: fp32 on the CPU; fp32, bf16 and fp16 on CUDA")
     parser.add_argument("--cases", nargs="+", choices=CASES, default=list(CASES))
     parser.add_argument("--mask-cover", type=float, default=0.25, help="fraction of each support image its mask covers")

@@ -20,6 +20,7 @@ from typing import Callable
 import torch
 
 import hsnet
+from hsnet.runtime import pick_ops
 from synthetic import support_masks
 
 
@@ -37,6 +38,7 @@ def main(argv: list[str]) -> int:
     clock: Callable[[], float] = time.process_time if args.cpu_time else time.perf_counter
     torch.manual_seed(0)
     model = hsnet.build_model(args.backbone).eval()
+    ops = pick_ops(model, torch.device("cpu"))  # the kernels hsnet's runtime runs on the CPU
     k, side = args.shots, args.side
     query, supports = torch.randn(1, 3, side, side), torch.randn(k, 3, side, side)
     masks = support_masks(k, side, args.mask_cover)
@@ -57,11 +59,11 @@ def main(argv: list[str]) -> int:
 
     stages: dict[str, float] = {}
     with torch.inference_mode():
-        stages["query backbone"], q = best(lambda: model.query_features(query))
-        stages[f"support backbone ({k} images)"], s = best(lambda: model.support_features(supports, masks))
-        stages["correlation"], corr = best(lambda: model.hypercorrelation(q, s, k))
+        stages["query backbone"], q = best(lambda: model.query_features(query, ops))
+        stages[f"support backbone ({k} images)"], s = best(lambda: model.support_features(supports, masks, ops))
+        stages["correlation"], corr = best(lambda: model.hypercorrelation(q, s, k, ops))
         blocks.clear()
-        stages["learner"], _ = best(lambda: model.decode(corr, k, (side, side)))
+        stages["learner"], _ = best(lambda: model.decode(corr, k, (side, side), ops))
     unit = "CPU time" if args.cpu_time else "wall time"
     print(f"{args.backbone} {side}x{side} {k}-shot, {args.threads} thread(s), cover {args.mask_cover:g}, "
           f"minimum of {args.repeats}, {unit}")

@@ -14,7 +14,7 @@ import torch
 import torch.distributed as dist
 
 from .errors import HSNetError
-from .runtime import resolve_device as runtime_device
+from .runtime import resolve_device
 
 T = TypeVar("T")
 
@@ -34,22 +34,19 @@ class DistContext:
         return self.rank == 0
 
 
-def resolve_device(name: str = "auto", local_rank: int = 0) -> torch.device:
-    """The device ``name`` stands for in this process: ``auto`` is its own GPU when CUDA is available, else the CPU.
-
-    Checked by ``hsnet.runtime.resolve_device`` (one-line InputError for ``cuda`` without CUDA, ``mps``, ``meta`` ...);
-    a bare ``cuda`` becomes this rank's GPU.
-    """
-    device = runtime_device(None if name == "auto" else name)
-    return torch.device("cuda", local_rank) if device.type == "cuda" and device.index is None else device
+def rank_device(device: str | torch.device, local_rank: int = 0) -> torch.device:
+    """This process's device: ``device`` (text is resolved by ``hsnet.runtime.resolve_device``), a bare ``cuda``
+    made this rank's own GPU."""
+    resolved = device if isinstance(device, torch.device) else resolve_device(device)
+    return torch.device("cuda", local_rank) if resolved.type == "cuda" and resolved.index is None else resolved
 
 
-def init_distributed(device: str = "auto") -> DistContext:
+def init_distributed(device: str | torch.device = "auto") -> DistContext:
     """Join torchrun's process group when WORLD_SIZE > 1 (idempotent); returns this process's context."""
     world_size = int(os.environ.get("WORLD_SIZE", "1"))
     rank = int(os.environ.get("RANK", "0"))
     local_rank = int(os.environ.get("LOCAL_RANK", "0"))
-    dev = resolve_device(device, local_rank)
+    dev = rank_device(device, local_rank)
     if dev.type == "cuda":
         torch.cuda.set_device(dev)
     if world_size > 1 and not dist.is_initialized():

@@ -34,8 +34,8 @@ from .errors import CheckpointError, InputError, WeightsNotFoundError, describe
 from .evaluate import run_episodes
 from .hub import from_pretrained, save_pretrained
 from .metrics import IoUMeter
-from .model import BACKBONES, DEFAULT_IMAGE_SIDE, HSNet, build_model
-from .runtime import InferenceContext, autocast, autocast_dtype
+from .model import BACKBONES, DEFAULT_IMAGE_SIDE, HSNet
+from .runtime import InferenceContext, autocast, autocast_dtype, build_model
 
 DEFAULT_BATCH = {"pascal": 20, "coco": 40, "fss": 20}
 # Settings a resumed run must share with the run it continues.
@@ -259,7 +259,7 @@ def train(config: TrainConfig, ctx: DistContext | None = None) -> TrainSummary:
         trn_meter = train_epoch(net, loader, trn, optimizer, device=ctx.device, amp=dtype, scaler=scaler,
                                 progress=progress, desc=f"epoch {epoch}")
         trn_seconds = time.perf_counter() - start
-        val_meter = run_episodes(model, val, context=InferenceContext(ctx.device, config.precision),
+        val_meter = run_episodes(model, val, context=InferenceContext.create(ctx.device, config.precision),
                                  batch_size=per_rank, num_workers=config.workers, progress=progress,
                                  desc=f"val {epoch}")
         stats = {"epoch": epoch, "train_loss": trn_meter.mean_loss, "train_miou": trn_meter.miou(),

@@ -8,6 +8,7 @@ import torch
 import torch.nn.functional as F
 
 from hsnet.model.conv4d import CenterPivotConv4d
+from hsnet.runtime.cpu.conv4d import conv4d
 
 
 def dense_conv4d(x: torch.Tensor, weight: torch.Tensor, bias: torch.Tensor, support_stride: int) -> torch.Tensor:
@@ -78,10 +79,10 @@ def test_sparse_support_equals_dense_4d_conv(kernel: int, stride: int, shape: tu
             keep[i, i % hs: i % hs + 3, 1 + i: 4 + i] = True  # each item its own region
     elif kept == "everything":
         keep[:] = True
-    layer = CenterPivotConv4d(shape[1], 4, kernel, stride, sparse_support=True).double()
+    layer = CenterPivotConv4d(shape[1], 4, kernel, stride, on_correlation=True).double()
     x = masked_correlation_like(shape, keep)
     expected = dense_conv4d(x, center_pivot_kernel(layer), layer.conv1.bias + layer.conv2.bias, stride)
-    torch.testing.assert_close(layer(x), expected, rtol=1e-10, atol=1e-10)
+    torch.testing.assert_close(conv4d(layer, x), expected, rtol=1e-10, atol=1e-10)
 
 
 @pytest.mark.parametrize("kept_pivots,expected_batch", [(1, 1), (3, 3), (16, 16)])
@@ -91,11 +92,11 @@ def test_sparse_support_convolves_only_the_kept_pivots(monkeypatch: pytest.Monke
     batches: list[int] = []
     conv2d = F.conv2d
     monkeypatch.setattr(F, "conv2d", lambda x, *a, **kw: batches.append(x.shape[0]) or conv2d(x, *a, **kw))
-    layer = CenterPivotConv4d(2, 3, 3, 2, sparse_support=True).double()
+    layer = CenterPivotConv4d(2, 3, 3, 2, on_correlation=True).double()
     keep = torch.zeros(1, 8, 8, dtype=torch.bool)
     for pivot in range(kept_pivots):
         keep[0, 2 * (pivot // 4), 2 * (pivot % 4)] = True
-    layer(masked_correlation_like((1, 2, 5, 5, 8, 8), keep))
+    conv4d(layer, masked_correlation_like((1, 2, 5, 5, 8, 8), keep))
     assert batches == [expected_batch]
 
 
@@ -111,6 +112,7 @@ def test_small_support_maps_in_float32_inference_match_the_dense_4d_conv(kernel:
                             stride).float()
     layer.float()
     with torch.inference_mode():
+        torch.testing.assert_close(conv4d(layer, x), expected, rtol=1e-5, atol=1e-5)  # oneDNN
         torch.testing.assert_close(layer(x), expected, rtol=1e-5, atol=1e-5)
     trained = layer(x.requires_grad_())
     trained.sum().backward()

@@ -23,18 +23,18 @@ SIDE = 64
 def recorded(predictor_resnet50, monkeypatch: pytest.MonkeyPatch) -> dict[str, list[int]]:
     """Images per backbone call and (query, support) pairs per correlation call of ``predictor_resnet50``."""
     calls: dict[str, list[int]] = {"backbone": [], "pairs": []}
-    backbone, hypercorrelation = predictor_resnet50._backbone_features, predictor_resnet50.hypercorrelation
+    backbone, hypercorrelation = predictor_resnet50.backbone_features, predictor_resnet50.hypercorrelation
 
-    def record_backbone(images: torch.Tensor) -> list[torch.Tensor]:
+    def record_backbone(images: torch.Tensor, *args) -> list[torch.Tensor]:
         calls["backbone"].append(images.shape[0])
-        return backbone(images)
+        return backbone(images, *args)
 
     def record_pairs(*args, **kwargs) -> list[torch.Tensor]:
         corr = hypercorrelation(*args, **kwargs)
         calls["pairs"].append(corr[0].shape[0])
         return corr
 
-    monkeypatch.setattr(predictor_resnet50, "_backbone_features", record_backbone)
+    monkeypatch.setattr(predictor_resnet50, "backbone_features", record_backbone)
     monkeypatch.setattr(predictor_resnet50, "hypercorrelation", record_pairs)
     return calls
 

@@ -8,7 +8,7 @@ from PIL import Image
 
 import hsnet
 from hsnet import InputError, Predictor, SupportSet
-from hsnet.predictor import SupportCache
+from hsnet.predictor import ByteLRU
 
 
 @pytest.fixture(scope="module")
@@ -26,14 +26,15 @@ def test_outputs_have_the_query_original_size(predictor: Predictor, photo, blob,
     assert len(result.layer_maps) == 13
     assert [m.name for m in result.layer_maps] == predictor.layer_names
     assert result.heatmap(0).shape == (height, width)
-    assert set(result.timings) >= {"preprocess", "backbone", "correlation", "learner", "total"}
+    assert set(result.timings) >= {"preprocess", "backbone", "correlation+learner", "total"}
 
 
 def test_second_query_with_same_supports_skips_support_backbone(predictor_resnet50, monkeypatch, photo, blob) -> None:
     predictor = Predictor(predictor_resnet50, device="cpu", image_size=128)
     batches = []  # images per backbone call
-    original = predictor_resnet50._backbone_features
-    monkeypatch.setattr(predictor_resnet50, "_backbone_features", lambda x: batches.append(x.shape[0]) or original(x))
+    original = predictor_resnet50.backbone_features
+    monkeypatch.setattr(predictor_resnet50, "backbone_features",
+                        lambda x, *args: batches.append(x.shape[0]) or original(x, *args))
     support, mask = photo(120, 90, 2), blob(120, 90)
     first = predictor.predict(photo(100, 80, 3), support, mask)
     second = predictor.predict(photo(90, 110, 4), support.copy(), mask.copy())
@@ -176,14 +177,23 @@ def test_decoded_inputs_are_used_as_they_are(predictor: Predictor, photo, blob) 
 
 def test_support_cache_is_bounded_by_bytes(predictor: Predictor, photo, blob) -> None:
     one = predictor.set_supports(photo(90, 90, 1), blob(90, 90))
-    cache = SupportCache(max_bytes=2 * one.nbytes)
+    cache = ByteLRU(max_bytes=2 * one.nbytes)
     for seed in range(4):
-        cache.put(SupportSet(one.features, 1, 128, key=str(seed)))
+        cache.put(str(seed), SupportSet(one.features, 1, 128, key=str(seed)))
     assert len(cache) == 2 and cache.nbytes <= 2 * one.nbytes
     assert cache.get("0") is None and cache.get("3") is not None
-    tiny = SupportCache(max_bytes=one.nbytes - 1)
-    tiny.put(one)
+    tiny = ByteLRU(max_bytes=one.nbytes - 1)
+    tiny.put(one.key, one)
     assert len(tiny) == 0  # larger than the whole budget: used, not kept
+
+
+@pytest.mark.parametrize("budget", [float("nan"), float("inf"), float("-inf"), -1, -0.5, 1.5, "1e9", None, True,
+                                    [1]])
+def test_a_cache_budget_that_is_not_a_number_of_bytes_is_one_line(resnet50, budget) -> None:
+    """Issue 23: cache_bytes=nan removed the bound; every non-budget is an InputError naming the parameter."""
+    with pytest.raises(hsnet.InputError) as raised:
+        Predictor(resnet50, device="cpu", cache_bytes=budget)
+    assert "\n" not in str(raised.value) and "cache_bytes" in str(raised.value)
 
 
 def test_prediction_moves_its_features(predictor: Predictor, photo, blob) -> None:

@@ -3,29 +3,32 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
+import torch
 from PIL import Image
 
 from hsnet.errors import InputError
+from hsnet.model import FeaturePyramid
+from hsnet.predictor import QueryFeatures, SupportSet
 from hsnet.serving import Probe, ProbeExpiredError, ProbeStore, point_maps
 
 SIDE = 400
 
 
 def make_probe(shots: int = 1, size: tuple[int, int] = (640, 480), seed: int = 0) -> Probe:
-    rng = np.random.default_rng(seed)
-    query = Image.fromarray(rng.integers(0, 256, (size[1], size[0], 3), dtype=np.uint8))
-    supports = [Image.fromarray(rng.integers(0, 256, (300, 200, 3), dtype=np.uint8)) for _ in range(shots)]
-    masks = [np.zeros((300, 200), bool) for _ in range(shots)]
-    for mask in masks:
-        mask[100:200, 50:150] = True
-    return Probe.build("w", query, supports, masks, SIDE)
+    """A probe holding ResNet-50-shaped features at SIDE (random values: the store only counts bytes)."""
+    generator = torch.Generator().manual_seed(seed)
+
+    def pyramid(n: int) -> FeaturePyramid:
+        return FeaturePyramid([torch.rand(n, layers, 8, SIDE // stride, SIDE // stride, generator=generator)
+                               for layers, stride in ((3, 32), (6, 16), (4, 8))])
+
+    return Probe("w", QueryFeatures(pyramid(1), size), SupportSet(pyramid(shots), shots, SIDE))
 
 
-def test_a_probe_is_at_model_resolution_whatever_the_query_size() -> None:
+def test_a_probe_holds_features_at_model_resolution_whatever_the_query_size() -> None:
     small, large = make_probe(size=(64, 48)), make_probe(size=(3000, 2200))
-    assert small.nbytes == large.nbytes == SIDE * SIDE * 3 * 2 + SIDE * SIDE
-    assert large.size == (3000, 2200) and large.query.shape == (SIDE, SIDE, 3)
-    assert large.masks[0].dtype == bool and large.masks[0].any() and not large.masks[0].all()
+    assert small.nbytes == large.nbytes == 2 * large.query.nbytes
+    assert large.size == (3000, 2200)
 
 
 @pytest.mark.parametrize("shots", [1, 5])
@@ -78,16 +81,7 @@ def test_no_result_yet_says_segment_first() -> None:
         ProbeStore().get(None)
 
 
-def test_a_click_maps_to_model_resolution_and_outside_points_are_refused() -> None:
-    probe = make_probe(size=(800, 200))
-    assert probe.model_point(400, 100) == (200, 200)
-    assert probe.preview(400).size == (400, 100)
-    for x, y in ((-1, 10), (800, 10), (10, 200)):
-        with pytest.raises(InputError, match="outside the 800x200 query"):
-            probe.model_point(x, y)
-
-
-def test_a_click_on_a_kept_probe_gives_the_maps_of_the_full_prediction(predictor_resnet50) -> None:
+def test_a_click_on_a_kept_probe_gives_the_maps_of_the_full_prediction(predictor_resnet50, monkeypatch) -> None:
     import hsnet
 
     predictor = hsnet.Predictor(predictor_resnet50, device="cpu", image_size=64)
@@ -97,10 +91,22 @@ def test_a_click_on_a_kept_probe_gives_the_maps_of_the_full_prediction(predictor
     mask = np.zeros((70, 50), bool)
     mask[20:50, 10:40] = True
     prediction = predictor.predict(query, [support], [mask])
-    probe = Probe.build("w", query, [support], [mask], predictor.image_size)
+    probe = Probe.of("w", prediction)
     expected = predictor.point_correlation(prediction.supports, prediction.query_features, 70.0, 33.0)
+    calls = []
+    original = predictor_resnet50.backbone_features
+    monkeypatch.setattr(predictor_resnet50, "backbone_features", lambda *a: calls.append(1) or original(*a))
     got = point_maps(predictor, probe, 70.0, 33.0)
+    assert calls == []  # the click reuses the prediction's features: no backbone, no resize
     assert [m.name for m in got[0]] == [m.name for m in expected[0]] == predictor.layer_names
     for mine, theirs in zip(got[0], expected[0]):
         np.testing.assert_allclose(mine.values, theirs.values, rtol=1e-5, atol=1e-6)
-    assert predictor.set_supports(list(probe.supports), list(probe.masks)).from_cache  # no second encoding
+    with pytest.raises(InputError, match="outside the 120x90 query"):
+        point_maps(predictor, probe, 120.0, 10.0)
+
+
+@pytest.mark.parametrize("budget", [float("nan"), float("inf"), -1, "1 GB", None, True])
+def test_a_budget_that_is_not_a_number_of_bytes_is_one_line(budget) -> None:
+    with pytest.raises(InputError) as raised:
+        ProbeStore(budget)
+    assert "\n" not in str(raised.value) and "budget" in str(raised.value)

@@ -1,4 +1,4 @@
-"""The fast paths of the model compute the same values as the plain formulas they replace."""
+"""The fast paths (hsnet.runtime's CPU kernels, bounded passes) compute the same values as the plain formulas."""
 from __future__ import annotations
 
 import platform
@@ -11,11 +11,15 @@ import torch
 import torch.nn.functional as F
 
 import hsnet
+from hsnet.model import FORMULAS
 from hsnet.model.backbone import unfolded
 from hsnet.model.conv4d import CenterPivotConv4d, dense_support_weight
-from hsnet.model.correlation import correlate, stack_level
-from hsnet.runtime import InferenceContext, bounded_logits, cached_logits, episode_logits, fold_batchnorm
+from hsnet.model.correlation import stack_level
+from hsnet.runtime import InferenceContext, encode, episode_logits, pick_ops, run_episode, run_passes
+from hsnet.runtime.cpu.correlation import correlate
 from hsnet.runtime.passes import pair_bytes, pair_passes
+
+CPU = torch.device("cpu")
 
 
 def plain_center_pivot(layer: CenterPivotConv4d, x: torch.Tensor) -> torch.Tensor:
@@ -105,7 +109,7 @@ def test_channels_last_backbone_equals_plain(backbone: str, request: pytest.Fixt
     model = request.getfixturevalue(backbone)
     images = torch.randn(2, 3, 96, 80)
     with torch.inference_mode():
-        fast = model._backbone_features(images)
+        fast = model.backbone_features(images, pick_ops(model, CPU))
         plain = model.spec.extract(model.backbone, images.contiguous(), unfolded)
     for got, want in zip(fast, plain, strict=True):
         assert (got - want).abs().max() <= 1e-5 * want.abs().max()  # fp32 rounding of another summation order
@@ -118,13 +122,24 @@ def episode_inputs(side: int = 64, shots: int = 2) -> tuple[torch.Tensor, torch.
     return torch.randn(1, 3, side, side), torch.randn(1, shots, 3, side, side), masks
 
 
+def formula_logits(model: hsnet.HSNet, query: torch.Tensor, supports: torch.Tensor,
+                   masks: torch.Tensor) -> torch.Tensor:
+    """The model's formulas in one pass, no runtime: (B, K, 2, H, W)."""
+    with torch.no_grad():
+        q, s = model.episode_features(query, supports.flatten(0, 1), masks.flatten(0, 1))
+        return model.decode(model.hypercorrelation(q, s, supports.shape[1]), supports.shape[1], query.shape[-2:])
+
+
 def test_context_episodes_fp32_are_the_model(resnet50: hsnet.HSNet) -> None:
     query, supports, masks = episode_inputs()
     context = InferenceContext.create("cpu")
-    expected = resnet50.shot_logits(query, supports, masks)
+    expected = formula_logits(resnet50, query, supports, masks)
     torch.testing.assert_close(episode_logits(resnet50, context, query, supports, masks), expected)
-    cached = resnet50.support_features(supports.flatten(0, 1), masks.flatten(0, 1))
-    torch.testing.assert_close(cached_logits(resnet50, context, query, cached, 2), expected)
+    cached, _ = encode(resnet50, context, supports.flatten(0, 1), masks.flatten(0, 1))
+    query_features, precision = encode(resnet50, context, query)
+    episode = run_episode(resnet50, context, query_features, cached, 2, (64, 64))
+    torch.testing.assert_close(episode.logits, expected)
+    assert precision == episode.precision == "fp32"
 
 
 def test_context_bf16_autocast_on_cpu(resnet50: hsnet.HSNet) -> None:
@@ -178,13 +193,15 @@ def test_passes_give_the_one_pass_logits(resnet50: hsnet.HSNet, shared: bool) ->
     supports of their own per query and for supports every query shares."""
     torch.manual_seed(5)
     query, supports, masks = torch.randn(2, 3, 64, 64), torch.randn(2, 3, 3, 64, 64), torch.ones(2, 3, 64, 64)
-    q = resnet50.query_features(query)
-    s = resnet50.support_features(supports[0] if shared else supports.flatten(0, 1), masks[0] if shared
-                                  else masks.flatten(0, 1))
-    one_pass = resnet50.feature_logits(q, s, 3, (64, 64))
-    pair = pair_bytes(q.levels, s.levels)
-    for per_pass in (1, 2, 4, 6):
-        torch.testing.assert_close(bounded_logits(resnet50, q, s, 3, (64, 64), per_pass * pair), one_pass)
+    with torch.no_grad():
+        q = resnet50.query_features(query)
+        s = resnet50.support_features(supports[0] if shared else supports.flatten(0, 1), masks[0] if shared
+                                      else masks.flatten(0, 1))
+        one_pass = resnet50.decode(resnet50.hypercorrelation(q, s, 3), 3, (64, 64))
+        pair = pair_bytes(q.levels, s.levels)
+        for per_pass in (1, 2, 4, 6):
+            got = run_passes(resnet50, FORMULAS, q, s, 3, (64, 64), per_pass * pair).logits
+            torch.testing.assert_close(got, one_pass)
 
 
 def assert_close_to_scale(got: list[torch.Tensor], want: list[torch.Tensor]) -> None:
@@ -202,21 +219,22 @@ def test_folded_batchnorm_equals_the_modules_and_follows_reloaded_weights() -> N
             bn.running_mean.uniform_(-0.2, 0.2), bn.running_var.uniform_(0.5, 1.5), bn.weight.data.uniform_(0.5, 1.5)
         return model
 
-    model = fold_batchnorm(with_batchnorm_statistics(3))
+    model = with_batchnorm_statistics(3)
+    ops = pick_ops(model, CPU)
     images = torch.randn(2, 3, 64, 80)
     extract = model.spec.extract
     with torch.inference_mode():
-        folded = model._backbone_features(images)
+        folded = model.backbone_features(images, ops)
         assert len(folded) == 13
         assert_close_to_scale(folded, extract(model.backbone, images, unfolded))
         hsnet.load_weights(model, with_batchnorm_statistics(4).state_dict())  # in place: the fold must follow
-        assert_close_to_scale(model._backbone_features(images), extract(model.backbone, images, unfolded))
+        assert_close_to_scale(model.backbone_features(images, ops), extract(model.backbone, images, unfolded))
     model.double()  # new storage: refolded in the new dtype
     with torch.inference_mode():
-        assert_close_to_scale(model._backbone_features(images.double()),
+        assert_close_to_scale(model.backbone_features(images.double(), ops),
                               extract(model.backbone, images.double(), unfolded))
         model.float()  # parameters made in inference mode carry no version: run unfolded, still right
-        assert_close_to_scale(model._backbone_features(images), extract(model.backbone, images, unfolded))
+        assert_close_to_scale(model.backbone_features(images, ops), extract(model.backbone, images, unfolded))
 
 
 def test_query_and_supports_in_one_backbone_batch_equal_separate_batches(resnet50) -> None:

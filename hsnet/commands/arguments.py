@@ -14,6 +14,8 @@ import os
 from pathlib import Path
 from typing import Callable, TypeVar
 
+import torch
+
 from ..errors import InputError, describe, one_line
 from ..limits import MIN_IMAGE_SIDE, check_image_size
 
@@ -105,12 +107,12 @@ def predictor_side(text: str) -> int:
 
 
 @argument_type
-def device(text: str) -> str:
-    """A device PyTorch can compute on here (``auto``, ``cpu``, ``cuda``, ``cuda:N``); kept as text for torchrun."""
-    from ..distributed import resolve_device
+def device(text: str) -> torch.device:
+    """The device ``text`` names on this machine (``auto``: CUDA when available), resolved once here and passed down;
+    under torchrun a bare ``cuda`` later becomes each rank's own GPU (``hsnet.distributed``)."""
+    from ..runtime import resolve_device
 
-    resolve_device(text)
-    return text
+    return resolve_device(text)
 
 
 @argument_type
@@ -174,12 +176,12 @@ def output_file(text: str) -> Path:
     return _check_output(text, folder=False)
 
 
-def check_device_and_precision(device_name: str, precision: str) -> None:
-    """Refuse a precision the device cannot run (fp16 on the CPU) before weights or datasets are fetched."""
-    from ..distributed import resolve_device
-    from ..runtime import autocast_dtype
+def check_device_and_precision(device: torch.device, precision: str | None) -> str:
+    """The precision to run on ``device`` (None: the device's default), refused here when the device cannot run
+    it (fp16 on the CPU), before weights or datasets are fetched."""
+    from ..runtime import resolve_precision
 
-    autocast_dtype(resolve_device(device_name), precision)
+    return resolve_precision(device, precision)
 
 
 def prepare_folder(path: Path, option: str) -> Path:

@@ -27,8 +27,9 @@ def add_support_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--rule", default="vote", choices=K_SHOT_RULES,
                         help="how K > 1 supports are merged: the authors' vote (default) or mean probability")
     parser.add_argument("--device", default="auto", type=device, help="auto (cuda when available), cpu, cuda, cuda:1 ...")
-    parser.add_argument("--precision", default="fp32", choices=PRECISIONS,
-                        help="fp32 (published), or autocast: bf16, fp16 (GPU), auto")
+    parser.add_argument("--precision", default=None, choices=PRECISIONS,
+                        help="default: fp32 (published; on CUDA the measured default); tf32 (CUDA), or autocast: bf16, "
+                             "fp16 (GPU; a pass that overflows is computed again in bf16), auto (fastest autocast)")
     parser.add_argument("--image-size", type=predictor_side, default=None,
                         help=f"the square side images are resized to (default: the weights' own, {DEFAULT_IMAGE_SIDE} for "
                              f"the authors'; {MIN_IMAGE_SIDE} to {MAX_IMAGE_SIDE}: cost grows with its fourth power)")
@@ -38,7 +39,7 @@ def load_supports(args: argparse.Namespace) -> tuple[list, list]:
     """The decoded support images and masks, checked (with the device and precision) before any weights are fetched."""
     from ..inputs import load_mask, load_rgb
 
-    check_device_and_precision(args.device, args.precision)
+    args.precision = check_device_and_precision(args.device, args.precision)
     if len(args.support) != len(args.support_mask):
         raise InputError(f"{len(args.support)} --support but {len(args.support_mask)} --support-mask; give one mask per support")
     images = [load_rgb(path, f"support image {i}") for i, path in enumerate(args.support, start=1)]
@@ -49,12 +50,11 @@ def load_supports(args: argparse.Namespace) -> tuple[list, list]:
 
 def build_predictor(args: argparse.Namespace):
     """The Predictor the flags describe (this fetches the weights)."""
-    from ..distributed import resolve_device
     from ..hub import from_pretrained
     from ..predictor import Predictor
 
     model = from_pretrained(args.weights, args.revision, hub_org=args.hub_org)
-    return Predictor(model, device=resolve_device(args.device), precision=args.precision, image_size=args.image_size)
+    return Predictor(model, device=args.device, precision=args.precision, image_size=args.image_size)
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:

@@ -49,7 +49,7 @@ def run(args: argparse.Namespace) -> int:
         fold=args.fold if args.benchmark != "fss" else 0, backbone=args.backbone, backbone_weights=args.backbone_weights, init=args.init,
         epochs=args.epochs, batch_size=args.batch_size, lr=args.lr, image_size=args.image_size,
         workers=8 if args.workers is None else args.workers, precision=args.precision, seed=args.seed,
-        device=args.device, resume=args.resume, limit_train=args.limit_train, limit_val=args.limit_val,
+        device=str(args.device), resume=args.resume, limit_train=args.limit_train, limit_val=args.limit_val,
         progress=args.progress, splits_dir=args.splits)
     prepare_folder(Path(config.out), "--out")  # before the datasets and the model, not at the first save
     try:

@@ -11,15 +11,13 @@ in one kernel window. Why, with measurements: docs/performance.md.
 """
 from __future__ import annotations
 
+from typing import Callable
+
 import torch
 import torch.nn.functional as F
 from torch import nn
 
-from .linear import linear
-
-# On the CPU, a convolution on a masked correlation (``sparse_support``) runs its query half on
-# the kept pivots only while they are at most this fraction of all pivots (else all, as usual).
-SPARSE_PIVOT_FRACTION = 0.5
+Linear = Callable[..., torch.Tensor]  # rows @ weight.T + bias, as F.linear
 
 
 def _taps(size: int, kernel: int, stride: int, device: torch.device) -> tuple[torch.Tensor, torch.Tensor]:
@@ -47,51 +45,40 @@ def dense_support_weight(weight: torch.Tensor, size: tuple[int, int], stride: in
 
 
 class CenterPivotConv4d(nn.Module):
-    """Maps (B, C, Hq, Wq, Hs, Ws) to (B, O, Hq, Wq, Hs', Ws'); strides act on the support dims only."""
+    """Maps (B, C, Hq, Wq, Hs, Ws) to (B, O, Hq, Wq, Hs', Ws'); strides act on the support dims only.
+
+    ``on_correlation``: the input is a masked correlation (>= 0, zero at the support positions the
+    mask removed); ``hsnet.runtime`` uses that to skip those positions on the CPU.
+    """
 
     def __init__(self, in_channels: int, out_channels: int, kernel_size: int, support_stride: int = 1,
-                 sparse_support: bool = False):
+                 on_correlation: bool = False):
         super().__init__()
         pad = kernel_size // 2
         self.conv1 = nn.Conv2d(in_channels, out_channels, kernel_size, padding=pad)  # over query dims
         self.conv2 = nn.Conv2d(in_channels, out_channels, kernel_size, stride=support_stride, padding=pad)  # over support dims
         self.support_stride = support_stride
-        self.sparse_support = sparse_support  # the input is >= 0 and zero at many support positions (a correlation)
+        self.on_correlation = on_correlation
 
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
+    def forward(self, x: torch.Tensor, linear: Linear = F.linear) -> torch.Tensor:
+        """The sum of both halves; ``linear`` computes the dense support product (a faster kernel may be given)."""
         b, c, hq, wq, hs, ws = x.shape
+        out1 = self.query_half(self.pivots(x))
+        hs2, ws2 = out1.shape[-2:]
+        return self.support_half(x, linear).view(b, -1, hq, wq, hs2, ws2).contiguous().add_(out1)
+
+    def pivots(self, x: torch.Tensor) -> torch.Tensor:
+        """The support positions 0, s, 2s, ... the query half is evaluated at."""
         s = self.support_stride
-        # Query-dimension conv at the support positions 0, s, 2s, ...: the pivots (1/s^2 of
-        # the input) are moved into the batch, so it is one plain 2D conv over (Hq, Wq).
-        pivots = x[..., ::s, ::s] if s > 1 else x
-        hs2, ws2 = pivots.shape[-2:]
-        if self.sparse_support and x.device.type == "cpu":  # GPU work stays free of data-dependent shapes
-            # The input is >= 0: a pivot whose values sum to 0 is 0 at every query position.
-            kept = pivots.sum(dim=(1, 2, 3)).ne_(0)
-            if kept.sum() <= SPARSE_PIVOT_FRACTION * kept.numel():
-                return self._kept_pivots_forward(x, kept)
-        out1 = self.conv1(pivots.permute(0, 4, 5, 1, 2, 3).reshape(b * hs2 * ws2, c, hq, wq))
-        out1 = out1.view(b, hs2, ws2, -1, hq, wq).permute(0, 3, 4, 5, 1, 2)
-        return self._support_conv(x).view(b, -1, hq, wq, hs2, ws2).contiguous().add_(out1)
+        return x[..., ::s, ::s] if s > 1 else x
 
-    def _kept_pivots_forward(self, x: torch.Tensor, kept: torch.Tensor) -> torch.Tensor:
-        """The same output when only the pivots in ``kept`` (B, Hs', Ws') are non-zero: at the
-        others the query half is its bias alone, so the query conv runs on the kept pivots only."""
-        b, c, hq, wq, hs, ws = x.shape
-        s, pad = self.support_stride, self.conv1.padding
-        hs2, ws2 = kept.shape[-2:]
-        items, rows, cols = kept.nonzero(as_tuple=True)
-        query_half = F.conv2d(x.permute(0, 4, 5, 1, 2, 3)[items, rows * s, cols * s], self.conv1.weight, padding=pad)
-        out = F.conv3d(x.reshape(b, c, hq * wq, hs, ws), self.conv2.weight.unsqueeze(2),
-                       self.conv2.bias + self.conv1.bias, stride=(1, s, s), padding=(0, *self.conv2.padding))
-        flat = out.view(b, -1, hq * wq, hs2 * ws2)
-        positions = rows * ws2 + cols
-        for i in range(b):
-            mine = items == i
-            flat[i].index_add_(2, positions[mine], query_half[mine].flatten(2).permute(1, 2, 0).to(out.dtype))
-        return out.view(b, -1, hq, wq, hs2, ws2)
+    def query_half(self, pivots: torch.Tensor) -> torch.Tensor:
+        """conv1 over (Hq, Wq) at every pivot, the pivots moved into the batch of one 2D conv: (B, O, Hq, Wq, Hs', Ws')."""
+        b, c, hq, wq, hs2, ws2 = pivots.shape
+        out = self.conv1(pivots.permute(0, 4, 5, 1, 2, 3).reshape(b * hs2 * ws2, c, hq, wq))
+        return out.view(b, hs2, ws2, -1, hq, wq).permute(0, 3, 4, 5, 1, 2)
 
-    def _support_conv(self, x: torch.Tensor) -> torch.Tensor:
+    def support_half(self, x: torch.Tensor, linear: Linear = F.linear) -> torch.Tensor:
         """conv2 over (Hs, Ws) at every query position: (B, O, Hq*Wq, Hs', Ws'), possibly a strided view."""
         b, c, hq, wq, hs, ws = x.shape
         s, k = self.support_stride, self.conv2.kernel_size[0]

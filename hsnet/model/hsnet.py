@@ -7,10 +7,10 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from .backbone import BACKBONES, ConvBN, unfolded
-from .correlation import correlate, stack_level
+from .backbone import BACKBONES
+from .correlation import stack_level
 from .learner import HPNLearner
-from .vote import KShotRule, combine_shots
+from .ops import FORMULAS, Ops
 
 DEFAULT_IMAGE_SIDE = 400  # the authors' training and evaluation side
 IMAGENET_MEAN = (0.485, 0.456, 0.406)
@@ -45,10 +45,12 @@ class FeaturePyramid:
 
 
 class HSNet(nn.Module):
-    """The authors' HSNet; ``backbone`` and ``hpn_learner`` carry their checkpoint's names.
+    """The authors' HSNet: its parameters (``backbone`` and ``hpn_learner`` carry their checkpoint's names) and
+    the steps of its forward pass, each computed with an ``Ops`` (default: the formulas).
 
     ``mask_support=False`` is the authors' variant without support feature masking
     (Table 1, dagger); ``image_size`` is the square side the weights were trained at.
+    Episodes (bounded passes, precision, fast kernels) are run by ``hsnet.runtime``.
     """
 
     def __init__(self, backbone: str = "resnet50", *, mask_support: bool = True,
@@ -63,7 +65,6 @@ class HSNet(nn.Module):
         self.hpn_learner = HPNLearner(self.spec.level_sizes)
         self.register_buffer("pixel_mean", torch.tensor(IMAGENET_MEAN).view(1, 3, 1, 1), persistent=False)
         self.register_buffer("pixel_std", torch.tensor(IMAGENET_STD).view(1, 3, 1, 1), persistent=False)
-        self.conv_bn: ConvBN = unfolded  # how backbone conv + BatchNorm pairs run; hsnet.runtime may fold them
 
     @property
     def backbone_name(self) -> str:
@@ -85,9 +86,9 @@ class HSNet(nn.Module):
         groups = (features[total - n4:], features[total - n4 - n3: total - n4], features[:n2])
         return [stack_level(list(g)) for g in groups]
 
-    def _backbone_features(self, images: torch.Tensor) -> list[torch.Tensor]:
+    def backbone_features(self, images: torch.Tensor, ops: Ops = FORMULAS) -> list[torch.Tensor]:
         """The backbone's tapped features; it runs channels-last (NHWC), faster on the CPU."""
-        return self.spec.extract(self.backbone, images.contiguous(memory_format=torch.channels_last), self.conv_bn)
+        return self.spec.extract(self.backbone, images.contiguous(memory_format=torch.channels_last), ops.conv_bn)
 
     def _masked(self, features: list[torch.Tensor], masks: torch.Tensor) -> list[torch.Tensor]:
         """Each (N, C, h, w) feature times its (N, H, W) mask resized to (h, w) (unless ``mask_support`` is off)."""
@@ -96,66 +97,34 @@ class HSNet(nn.Module):
         mask = masks.unsqueeze(1).to(features[0].dtype)
         return [f * F.interpolate(mask, f.shape[-2:], mode="bilinear", align_corners=True) for f in features]
 
-    @torch.no_grad()
-    def query_features(self, images: torch.Tensor) -> FeaturePyramid:
+    def query_features(self, images: torch.Tensor, ops: Ops = FORMULAS) -> FeaturePyramid:
         """Normalized query features of (B, 3, H, W) images."""
-        return FeaturePyramid(self._levels(self._backbone_features(images)))
+        return FeaturePyramid(self._levels(self.backbone_features(images, ops)))
 
-    @torch.no_grad()
-    def support_features(self, images: torch.Tensor, masks: torch.Tensor) -> FeaturePyramid:
+    def support_features(self, images: torch.Tensor, masks: torch.Tensor, ops: Ops = FORMULAS) -> FeaturePyramid:
         """Normalized features of (N, 3, H, W) support images, each masked by its (N, H, W) mask."""
-        return FeaturePyramid(self._levels(self._masked(self._backbone_features(images), masks)))
+        return FeaturePyramid(self._levels(self._masked(self.backbone_features(images, ops), masks)))
 
-    @torch.no_grad()
-    def episode_features(self, query: torch.Tensor, supports: torch.Tensor,
-                         masks: torch.Tensor) -> tuple[FeaturePyramid, FeaturePyramid]:
+    def episode_features(self, query: torch.Tensor, supports: torch.Tensor, masks: torch.Tensor,
+                         ops: Ops = FORMULAS) -> tuple[FeaturePyramid, FeaturePyramid]:
         """Query (B, 3, H, W) and masked support (N, 3, H, W) pyramids, the images in one backbone
         batch when they share a size (less backbone time than two batches)."""
         if query.shape[-2:] != supports.shape[-2:]:
-            return self.query_features(query), self.support_features(supports, masks)
-        feats = self._backbone_features(torch.cat([query, supports]))
+            return self.query_features(query, ops), self.support_features(supports, masks, ops)
+        feats = self.backbone_features(torch.cat([query, supports]), ops)
         b = query.shape[0]
         support = self._masked([f[b:] for f in feats], masks)
         return FeaturePyramid(self._levels([f[:b] for f in feats])), FeaturePyramid(self._levels(support))
 
-    def hypercorrelation(self, query: FeaturePyramid, support: FeaturePyramid, shots: int = 1) -> list[torch.Tensor]:
+    def hypercorrelation(self, query: FeaturePyramid, support: FeaturePyramid, shots: int = 1,
+                         ops: Ops = FORMULAS) -> list[torch.Tensor]:
         """The three (B*K, L, Hq, Wq, Hs, Ws) correlation levels; support holds B*K items (K per query) or K
         items that every query shares."""
-        return [correlate(q, s.reshape(-1, shots, *s.shape[1:])) for q, s in zip(query.levels, support.levels)]
+        return [ops.correlate(q, s.reshape(-1, shots, *s.shape[1:])) for q, s in zip(query.levels, support.levels)]
 
-    def forward(self, query: torch.Tensor, support: torch.Tensor, support_mask: torch.Tensor) -> torch.Tensor:
-        """(B,3,H,W), (B,3,H,W), (B,H,W) -> 2-channel logits (B,2,H,W) at the support image's size."""
-        corr = self.hypercorrelation(*self.episode_features(query, support, support_mask))
-        return self.decode(corr, 1, tuple(support.shape[-2:]))[:, 0]
-
-    @torch.no_grad()
-    def shot_logits(self, query: torch.Tensor, supports: torch.Tensor, support_masks: torch.Tensor,
-                    output_size: tuple[int, int] | None = None) -> torch.Tensor:
-        """Logits (B, K, 2, h, w) of each of the K supports; the query's features are computed once."""
-        q, s = self.episode_features(query, supports.flatten(0, 1), support_masks.flatten(0, 1))
-        return self.feature_logits(q, s, supports.shape[1], output_size or tuple(supports.shape[-2:]))
-
-    @torch.no_grad()
-    def feature_logits(self, query: FeaturePyramid, support: FeaturePyramid, shots: int,
-                       output_size: tuple[int, int]) -> torch.Tensor:
-        """Logits (B, K, 2, h, w) from B query pyramids and their B*K (or K shared) support pyramids.
-
-        All pairs at once: ``hsnet.runtime.passes`` splits large episodes into passes of bounded memory.
-        """
-        return self.decode(self.hypercorrelation(query, support, shots), shots, output_size)
-
-    def decode(self, corr: list[torch.Tensor], shots: int, output_size: tuple[int, int]) -> torch.Tensor:
+    def decode(self, corr: list[torch.Tensor], shots: int, output_size: tuple[int, int],
+               ops: Ops = FORMULAS) -> torch.Tensor:
         """Logits (B, K, 2, h, w) from the hypercorrelation pyramid, resized to ``output_size``."""
-        logits = self.hpn_learner(*corr)
+        logits = self.hpn_learner(*corr, conv4d=ops.conv4d)
         logits = F.interpolate(logits, output_size, mode="bilinear", align_corners=True)
         return logits.view(-1, shots, *logits.shape[1:])
-
-    @torch.no_grad()
-    def predict_mask(self, query: torch.Tensor, supports: torch.Tensor, support_masks: torch.Tensor,
-                     output_size: tuple[int, int] | None = None, rule: KShotRule = "vote") -> torch.Tensor:
-        """(B,3,H,W), (B,K,3,H,W), (B,K,H,W) -> (B,h,w) mask in {0, 1} (float).
-
-        ``output_size`` is the authors' original-size mode; ``rule`` picks the k-shot rule
-        ("vote" is the authors' and the default).
-        """
-        return combine_shots(self.shot_logits(query, supports, support_masks, output_size), rule)

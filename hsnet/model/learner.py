@@ -1,26 +1,44 @@
 """The squeezing encoder, the coarse-to-fine mixing and the 2D decoder (``hpn_learner``)."""
 from __future__ import annotations
 
+from typing import Callable
+
 import torch
 import torch.nn.functional as F
 from torch import nn
 
 from .conv4d import CenterPivotConv4d
 
+Conv4d = Callable[[CenterPivotConv4d, torch.Tensor], torch.Tensor]  # how a center-pivot conv is applied
+
+
+def apply_conv4d(layer: CenterPivotConv4d, x: torch.Tensor) -> torch.Tensor:
+    """The layer's own forward (the formula)."""
+    return layer(x)
+
+
+class Block(nn.Sequential):
+    """(center-pivot conv, GroupNorm, ReLU) triples applied in order; ``conv4d`` applies each center-pivot conv."""
+
+    def forward(self, x: torch.Tensor, conv4d: Conv4d = apply_conv4d) -> torch.Tensor:
+        for layer in self:
+            x = conv4d(layer, x) if isinstance(layer, CenterPivotConv4d) else layer(x)
+        return x
+
 
 def building_block(in_channels: int, out_channels: tuple[int, ...], kernels: tuple[int, ...],
-                   strides: tuple[int, ...], on_correlation: bool = False) -> nn.Sequential:
+                   strides: tuple[int, ...], on_correlation: bool = False) -> Block:
     """(center-pivot conv, GroupNorm(4), ReLU) triples, as indexed in the authors' checkpoints.
 
     ``on_correlation``: the block's input is a masked correlation (>= 0, zero at the support
-    positions the mask removed), which its first convolution skips.
+    positions the mask removed), as its first convolution is told.
     """
     layers: list[nn.Module] = []
     for i, (out_ch, kernel, stride) in enumerate(zip(out_channels, kernels, strides)):
-        conv = CenterPivotConv4d(in_channels, out_ch, kernel, stride, sparse_support=on_correlation and i == 0)
+        conv = CenterPivotConv4d(in_channels, out_ch, kernel, stride, on_correlation=on_correlation and i == 0)
         layers += [conv, nn.GroupNorm(4, out_ch), nn.ReLU(inplace=True)]
         in_channels = out_ch
-    return nn.Sequential(*layers)
+    return Block(*layers)
 
 
 def resize_4d(x: torch.Tensor, query_size: tuple[int, int], support_size: tuple[int, int]) -> torch.Tensor:
@@ -55,12 +73,14 @@ class HPNLearner(nn.Module):
         )
         self.decoder2 = nn.Sequential(nn.Conv2d(64, 64, 3, padding=1), nn.ReLU(), nn.Conv2d(64, 2, 3, padding=1))
 
-    def forward(self, corr4: torch.Tensor, corr3: torch.Tensor, corr2: torch.Tensor) -> torch.Tensor:
-        sqz4 = self.encoder_layer4(corr4)
-        sqz3 = self.encoder_layer3(corr3)
-        sqz2 = self.encoder_layer2(corr2)
-        mix43 = self.encoder_layer4to3(resize_4d(sqz4, sqz3.shape[2:4], sqz3.shape[4:6]) + sqz3)
-        mix432 = self.encoder_layer3to2(resize_4d(mix43, sqz2.shape[2:4], sqz2.shape[4:6]) + sqz2)
+    def forward(self, corr4: torch.Tensor, corr3: torch.Tensor, corr2: torch.Tensor,
+                conv4d: Conv4d = apply_conv4d) -> torch.Tensor:
+        """Logits (B*K, 2, h, w) of the three correlation levels; ``conv4d`` applies each center-pivot conv."""
+        sqz4 = self.encoder_layer4(corr4, conv4d)
+        sqz3 = self.encoder_layer3(corr3, conv4d)
+        sqz2 = self.encoder_layer2(corr2, conv4d)
+        mix43 = self.encoder_layer4to3(resize_4d(sqz4, sqz3.shape[2:4], sqz3.shape[4:6]) + sqz3, conv4d)
+        mix432 = self.encoder_layer3to2(resize_4d(mix43, sqz2.shape[2:4], sqz2.shape[4:6]) + sqz2, conv4d)
         encoded = mix432.mean(dim=(-2, -1))
         decoded = self.decoder1(encoded)
         decoded = F.interpolate(decoded, (2 * decoded.shape[-2], 2 * decoded.shape[-1]), mode="bilinear", align_corners=True)

@@ -2,9 +2,10 @@
 
 Supports are encoded once (``set_supports``, cached by content) and queried many
 times (``predict``, ``predict_many``). Images are resized to the model's square
-side as the authors do; correlation and learner run in bounded passes
-(``hsnet.runtime.passes``); masks are made at model resolution and only the
-final mask is resized to the query's original size.
+side as the authors do; backbone, correlation and learner run through the runtime's
+one path (``hsnet.runtime.encode`` and ``run_episode``: bounded passes under the
+context's precision); masks are made at model resolution and only the final mask is
+resized to the query's original size.
 """
 from __future__ import annotations
 
@@ -12,6 +13,7 @@ import hashlib
 import operator
 import time
 from collections.abc import Iterable, Iterator, Sequence
+from dataclasses import replace
 
 import numpy as np
 import torch
@@ -21,8 +23,9 @@ from ..errors import InputError
 from ..inputs import ImageLike, load_mask, load_rgb
 from ..limits import check_image_size
 from ..model import K_SHOT_RULES, FeaturePyramid, HSNet, correlate, foreground_score
-from ..runtime import InferenceContext, backbone_passes, bounded_passes, cached_logits
-from .cache import DEFAULT_CACHE_BYTES, SupportCache
+from ..runtime import InferenceContext, backbone_passes, encode, encode_episode, run_episode
+from ..runtime.episode import combined_precision
+from .cache import DEFAULT_CACHE_BYTES, ByteLRU
 from .results import LayerMap, Prediction, QueryFeatures, SupportSet, resized
 
 MAX_SHOTS = 16
@@ -53,20 +56,20 @@ def _as_list(items: Sequence[ImageLike] | ImageLike) -> list[ImageLike]:
 class Predictor:
     """Few-shot segmentation of queries from 1..16 annotated supports with one HSNet.
 
-    ``device``: None picks CUDA when available; ``precision``: "fp32", "bf16", "fp16" or
-    "auto" (autocast); ``image_size``: the square side (default: the model's, at most 640);
-    ``cache_bytes``: the budget of encoded supports kept by content; ``compile`` and
-    ``cuda_graphs``: see ``hsnet.runtime.InferenceContext``. The predictor takes the model
-    over: eval mode, on its device, BatchNorm folded on the CPU.
+    ``device``: None picks CUDA when available; ``precision``: "fp32", "tf32", "bf16", "fp16"
+    or "auto" (``hsnet.runtime.resolve_precision``; None: the device's default);
+    ``image_size``: the square side (default: the model's, at most 640); ``cache_bytes``: the
+    budget of encoded supports kept by content; ``compile`` and ``cuda_graphs``: see
+    ``hsnet.runtime.InferenceContext``. The predictor takes the model over: eval mode, on its device.
     """
 
-    def __init__(self, model: HSNet, device: str | torch.device | None = None, precision: str = "fp32",
+    def __init__(self, model: HSNet, device: str | torch.device | None = None, precision: str | None = None,
                  image_size: int | None = None, *, cache_bytes: int = DEFAULT_CACHE_BYTES, compile: bool = False,
                  cuda_graphs: bool = False):
         self.image_size = check_image_size(model.image_size if image_size is None else image_size)
+        self.cache: ByteLRU[SupportSet] = ByteLRU(cache_bytes)
         self.context = InferenceContext.create(device, precision, compile=compile, cuda_graphs=cuda_graphs)
         self.model = self.context.prepare(model)
-        self.cache = SupportCache(cache_bytes)
 
     @property
     def device(self) -> torch.device:
@@ -131,17 +134,11 @@ class Predictor:
     # ---- encoding -------------------------------------------------------------------------------------------
 
     def _backbone_passes(self, images: int) -> list[slice]:
-        return backbone_passes(images, self.image_size, self.context.pass_bytes)
+        return backbone_passes(images, self.image_size ** 2, self.context.pass_bytes)
 
-    def _query_features(self, pixels: torch.Tensor) -> FeaturePyramid:
-        """Features of (N, 3, S, S) uint8 queries, a bounded backbone batch at a time (inside ``inference``)."""
-        return FeaturePyramid.cat([self.model.query_features(self.model.preprocess(pixels[part]))
-                                   for part in self._backbone_passes(len(pixels))])
-
-    def _support_features(self, pixels: torch.Tensor, masks: torch.Tensor) -> FeaturePyramid:
-        """Masked features of (K, 3, S, S) uint8 supports, a bounded backbone batch at a time (inside ``inference``)."""
-        return FeaturePyramid.cat([self.model.support_features(self.model.preprocess(pixels[part]), masks[part])
-                                   for part in self._backbone_passes(len(pixels))])
+    def _encode(self, pixels: torch.Tensor, masks: torch.Tensor | None = None) -> tuple[FeaturePyramid, str]:
+        """Features of (N, 3, S, S) uint8 images (masked supports with ``masks``) and the precision that made them."""
+        return encode(self.model, self.context, self.model.preprocess(pixels), masks)
 
     def set_supports(self, images: Sequence[ImageLike] | ImageLike,
                      masks: Sequence[ImageLike] | ImageLike) -> SupportSet:
@@ -149,27 +146,17 @@ class Predictor:
         key, pixels, mask_tensor = self._read_supports(images, masks)
         cached = self.cache.get(key)
         if cached is not None:
-            return SupportSet(cached.features, cached.shots, cached.image_size, key, from_cache=True)
-        with self.context.inference():
-            features = self._support_features(pixels, mask_tensor)
-        supports = SupportSet(features, len(pixels), self.image_size, key)
-        self.cache.put(supports)
+            return replace(cached, from_cache=True)
+        features, precision = self._encode(pixels, mask_tensor)
+        supports = SupportSet(features, len(pixels), self.image_size, key, precision=precision)
+        self.cache.put(key, supports)
         return supports
 
     def encode_query(self, query: ImageLike) -> QueryFeatures:
         """One query's features at model resolution (what ``point_correlation`` reads), with its original size."""
         image = load_rgb(query, "query image")
-        with self.context.inference():
-            features = self._query_features(self._pixels([image]))
-        return QueryFeatures(features, image.size)
-
-    # ---- tensor-level entries (evaluation, benchmark) -------------------------------------------------------
-
-    def logits(self, query: torch.Tensor, supports: SupportSet,
-               output_size: tuple[int, int] | None = None) -> torch.Tensor:
-        """(B, 3, H, W) normalized queries against encoded supports -> (B, K, 2, h, w) float32 logits, in bounded
-        passes; ``output_size`` defaults to the query's (H, W). (Whole episodes: ``hsnet.runtime.episode_logits``.)"""
-        return cached_logits(self.model, self.context, query, supports.features, supports.shots, output_size)
+        features, precision = self._encode(self._pixels([image]))
+        return QueryFeatures(features, image.size, precision)
 
     # ---- predictions ----------------------------------------------------------------------------------------
 
@@ -192,8 +179,8 @@ class Predictor:
                 raise InputError("support images given without masks; give one mask per support image")
             handle, query_features = self._encode_episode(image, supports, masks, watch)
         if query_features is None:
-            with self.context.inference():
-                query_features = self._query_features(self._pixels([image]))
+            features, precision = self._encode(self._pixels([image]))
+            query_features = QueryFeatures(features, image.size, precision)
         watch.lap("backbone")
         (result,) = self._segment([image], query_features, handle, rule, watch, fresh_supports=not handle.from_cache
                                   and not isinstance(supports, SupportSet))
@@ -201,25 +188,20 @@ class Predictor:
 
     def _encode_episode(self, query: Image.Image, images: Sequence[ImageLike] | ImageLike,
                         masks: Sequence[ImageLike] | ImageLike,
-                        watch: _Stopwatch) -> tuple[SupportSet, FeaturePyramid | None]:
+                        watch: _Stopwatch) -> tuple[SupportSet, QueryFeatures | None]:
         """The supports' handle, and the query's features when the supports were new (one backbone batch if it
         fits one pass)."""
         key, pixels, mask_tensor = self._read_supports(images, masks)
         cached = self.cache.get(key)
         watch.lap("preprocess")
         if cached is not None:
-            return SupportSet(cached.features, cached.shots, cached.image_size, key, from_cache=True), None
-        with self.context.inference():
-            query_pixels = self._pixels([query])
-            if len(self._backbone_passes(1 + len(pixels))) == 1:
-                batch = self.model.preprocess(torch.cat([query_pixels, pixels]))
-                query_features, features = self.model.episode_features(batch[:1], batch[1:], mask_tensor)
-            else:
-                query_features = self._query_features(query_pixels)
-                features = self._support_features(pixels, mask_tensor)
-        supports = SupportSet(features, len(pixels), self.image_size, key)
-        self.cache.put(supports)
-        return supports, query_features
+            return replace(cached, from_cache=True), None
+        batch = self.model.preprocess(torch.cat([self._pixels([query]), pixels]))
+        query_features, features, precision = encode_episode(self.model, self.context, batch[:1], batch[1:],
+                                                             mask_tensor)
+        supports = SupportSet(features, len(pixels), self.image_size, key, precision=precision)
+        self.cache.put(key, supports)
+        return supports, QueryFeatures(query_features, query.size, precision)
 
     def predict_many(self, queries: Iterable[ImageLike], supports: SupportSet, batch_size: int = 4,
                      rule: str = "vote") -> Iterator[Prediction]:
@@ -252,48 +234,35 @@ class Predictor:
         if not images:
             return []
         watch = _Stopwatch(self.context)
-        with self.context.inference():
-            features = self._query_features(self._pixels(images))
+        features, precision = self._encode(self._pixels(images))
         watch.lap("backbone")
-        return self._segment(images, features, supports, rule, watch)
+        return self._segment(images, QueryFeatures(features, images[0].size, precision), supports, rule, watch)
 
-    def _segment(self, images: list[Image.Image], query: FeaturePyramid, supports: SupportSet, rule: str,
+    def _segment(self, images: list[Image.Image], query: QueryFeatures, supports: SupportSet, rule: str,
                  watch: _Stopwatch, fresh_supports: bool = False) -> list[Prediction]:
-        """Correlation and learner in bounded passes, masks at model resolution, then each final mask resized."""
-        batch, shots, side = len(images), supports.shots, (self.image_size, self.image_size)
-        support_features = supports.features.to(self.device)
-        best: list[torch.Tensor] = [torch.zeros(0)] * 3  # per level: (B, L, h, w) best match summed over shots
-        logits = None
+        """The runtime's forward path (logits and layer maps at model resolution), then each final mask resized;
+        ``query`` holds the features of every image in ``images``."""
+        side = (self.image_size, self.image_size)
+        episode = run_episode(self.model, self.context, query.features, supports.features, supports.shots, side,
+                              layer_maps=True)
+        watch.lap("correlation+learner")
+        precision = combined_precision(episode.precision, query.precision, supports.precision)
         with self.context.inference():
-            for queries, shot_range, q, s in bounded_passes(query, support_features, shots, self.context.pass_bytes):
-                n = shot_range.stop - shot_range.start
-                corr = self.model.hypercorrelation(q, s, n)
-                for level, c in enumerate(corr):
-                    matches = c.amax(dim=(-2, -1)).float().unflatten(0, (-1, n)).sum(dim=1)
-                    if not best[level].numel():
-                        best[level] = matches.new_zeros(batch, *matches.shape[1:])
-                    best[level][queries] += matches
-                watch.lap("correlation")
-                part = self.model.decode(corr, n, side).float()
-                del corr
-                if logits is None:
-                    logits = part.new_empty(batch, shots, *part.shape[2:])
-                logits[queries, shot_range] = part
-                watch.lap("learner")
-            probabilities = logits.softmax(dim=2)[:, :, 1].cpu().numpy()
-            scores = foreground_score(logits, rule).cpu().numpy()
-        maps = [(m / shots).cpu().numpy() for m in best]
+            probabilities = episode.logits.softmax(dim=2)[:, :, 1].cpu().numpy()
+            scores = foreground_score(episode.logits, rule).cpu().numpy()
+        maps = [m.cpu().numpy() for m in episode.layer_maps]
         results = []
         for i, image in enumerate(images):
             layer_maps = [LayerMap(name, level, values[i, j])
                           for values, (level, names) in zip(maps, self._levels()) for j, name in enumerate(names)]
-            features = query.select(slice(i, i + 1))
-            if batch > 1:  # a copy of its own, so that a kept result does not hold the whole batch
+            features = query.features.select(slice(i, i + 1))
+            if len(images) > 1:  # a copy of its own, so that a kept result does not hold the whole batch
                 features = FeaturePyramid([x.clone() for x in features.levels])
             results.append(Prediction(
                 mask=resized(scores[i], image.size) >= 0.5, shot_probabilities=probabilities[i].copy(),
                 layer_maps=layer_maps, timings={}, device=str(self.device), support_cache_hit=not fresh_supports,
-                query_features=QueryFeatures(features, image.size), supports=supports,
+                query_features=QueryFeatures(features, image.size, query.precision), supports=supports,
+                precision=precision,
             ))
         watch.lap("postprocess")
         for result in results:
@@ -302,18 +271,19 @@ class Predictor:
 
     def point_correlation(self, supports: SupportSet, query_features: QueryFeatures, x: float,
                           y: float) -> list[list[LayerMap]]:
-        """Correlation of the query point (x, y) (original pixels) with every support cell: per support, per layer."""
+        """Correlation of the query point (x, y) (original pixels) with every support cell: per support, per layer,
+        under the context's precision."""
         width, height = query_features.size
         if not (0 <= x < width and 0 <= y < height):
             raise InputError(f"point ({x:.0f}, {y:.0f}) is outside the {width}x{height} query")
         per_level = []
-        with torch.inference_mode():
+        with self.context.inference():
             for q, s in zip(query_features.features.levels, supports.features.levels):
                 hq, wq = q.shape[-2:]
                 row, col = min(int(y * hq / height), hq - 1), min(int(x * wq / width), wq - 1)
-                point = q[:, :, :, row: row + 1, col: col + 1].float()  # (1, L, C, 1, 1)
-                corr = correlate(point, s.to(point.device, torch.float32)[None])  # (K, L, 1, 1, hs, ws)
-                per_level.append(corr[:, :, 0, 0].cpu().numpy())
+                point = q[:, :, :, row: row + 1, col: col + 1].to(self.device)  # (1, L, C, 1, 1)
+                corr = correlate(point, s.to(self.device)[None])  # (K, L, 1, 1, hs, ws)
+                per_level.append(corr[:, :, 0, 0].float().cpu().numpy())
         return [[LayerMap(name, level, values[k, i])
                  for values, (level, names) in zip(per_level, self._levels()) for i, name in enumerate(names)]
                 for k in range(supports.shots)]

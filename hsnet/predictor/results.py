@@ -34,6 +34,7 @@ class SupportSet:
     image_size: int
     key: str = ""
     from_cache: bool = False  # set_supports found them already encoded
+    precision: str = "fp32"  # what computed the features ("fp16->bf16": fp16 overflowed, computed again in bf16)
 
     @property
     def nbytes(self) -> int:
@@ -51,6 +52,12 @@ class QueryFeatures:
 
     features: FeaturePyramid  # each level (1, L, C, h, w)
     size: tuple[int, int]
+    precision: str = "fp32"  # what computed the features
+
+    @property
+    def nbytes(self) -> int:
+        """Bytes the features take."""
+        return self.features.nbytes
 
     def to(self, device: str | torch.device) -> "QueryFeatures":
         """The same features on ``device``."""
@@ -78,6 +85,8 @@ class Prediction:
     support_cache_hit: bool  # the supports' features were reused, not computed for this prediction
     query_features: QueryFeatures
     supports: SupportSet  # the supports it was made from (by reference: no copy)
+    precision: str = "fp32"  # what produced it: "fp32", "tf32", "bf16", "fp16", or "fp16->bf16" (fp16 overflowed in
+    # some pass, which was computed again in bf16; "fp16->fp32" where the GPU has no bf16)
 
     @property
     def size(self) -> tuple[int, int]:

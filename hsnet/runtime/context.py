@@ -1,28 +1,34 @@
 """Where and how a model runs: device, precision and compilation, resolved and checked in one place.
 
-The Predictor, ``hsnet evaluate`` and the benchmark all run the model inside an
-``InferenceContext``; a bad device or precision becomes one ``InputError`` line.
+The Predictor, ``hsnet evaluate``, training's validation and the benchmark all run the
+model inside an ``InferenceContext``; a bad device or precision becomes one ``InputError``
+line. The precision policy: "fp32" is float32 (TF32 off on CUDA within the context's
+scope, restored afterwards), "tf32" allows TF32, "bf16"/"fp16" are autocast, "auto" is
+the measured default of the device; a pass that fp16 makes non-finite is recomputed in
+``fallback`` precision (``hsnet.runtime.guard``).
 """
 from __future__ import annotations
 
 from collections.abc import Iterator
 from contextlib import contextmanager
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 import torch
 
 from ..errors import InputError
 from ..model import HSNet
-from .folding import fold_batchnorm
 from .passes import CPU_PASS_BYTES, GPU_PASS_BYTES
 
-PRECISIONS: tuple[str, ...] = ("fp32", "bf16", "fp16", "auto")  # auto: bf16 or fp16 on CUDA, fp32 elsewhere
+PRECISIONS: tuple[str, ...] = ("fp32", "tf32", "bf16", "fp16", "auto")
+# The precision inference runs in on CUDA when none is given, chosen from measurement (benchmarks/, issue 21):
+# float32, exact, until the CUDA benchmarks name a faster precision whose masks agree with it. fp32 elsewhere.
+CUDA_DEFAULT_PRECISION = "fp32"
 DEVICE_TYPES = ("cpu", "cuda", "mps")
 
 
 def resolve_device(device: str | torch.device | None = None) -> torch.device:
-    """``device`` as a torch.device this machine has; None is CUDA when available, else the CPU."""
-    if device is None:
+    """``device`` as a torch.device this machine has; None or "auto" is CUDA when available, else the CPU."""
+    if device is None or device == "auto":
         return torch.device("cuda" if torch.cuda.is_available() else "cpu")
     try:
         resolved = torch.device(device)
@@ -41,17 +47,41 @@ def resolve_device(device: str | torch.device | None = None) -> torch.device:
     return resolved
 
 
-def autocast_dtype(device: torch.device, precision: str) -> torch.dtype | None:
-    """The autocast dtype of ``precision`` on ``device``; None means plain float32."""
+def resolve_precision(device: torch.device, precision: str | None = None) -> str:
+    """``precision`` checked for ``device``: None is the device's default (``CUDA_DEFAULT_PRECISION`` on CUDA, fp32
+    elsewhere), "auto" its fastest autocast (bf16 on CUDA where supported, else fp16; fp32 elsewhere); InputError
+    for a name hsnet does not know or one the device cannot run."""
+    if precision is None:
+        return CUDA_DEFAULT_PRECISION if device.type == "cuda" else "fp32"
+    if precision == "auto":
+        if device.type != "cuda":
+            return "fp32"
+        return "bf16" if torch.cuda.is_bf16_supported() else "fp16"
     if precision not in PRECISIONS:
         raise InputError(f"unknown precision {str(precision)[:40]!r}; choose one of {', '.join(PRECISIONS)}")
-    if precision == "fp32" or (precision == "auto" and device.type != "cuda"):
-        return None
-    if precision == "auto":
-        return torch.bfloat16 if torch.cuda.is_bf16_supported() else torch.float16
     if precision == "fp16" and device.type == "cpu":
         raise InputError("precision fp16 needs a GPU; use 'fp32' (or 'bf16') on the CPU")
-    return torch.bfloat16 if precision == "bf16" else torch.float16
+    return precision
+
+
+def autocast_dtype(device: torch.device, precision: str | None) -> torch.dtype | None:
+    """The autocast dtype of ``precision`` on ``device``; None means plain float32."""
+    precision = resolve_precision(device, precision)
+    return {"bf16": torch.bfloat16, "fp16": torch.float16}.get(precision)
+
+
+@contextmanager
+def float32_matmul(device: torch.device, allow_tf32: bool) -> Iterator[None]:
+    """Whether CUDA float32 matmuls and convolutions may use TF32, within this block only (restored after)."""
+    if device.type != "cuda":
+        yield
+        return
+    saved = torch.backends.cuda.matmul.allow_tf32, torch.backends.cudnn.allow_tf32
+    torch.backends.cuda.matmul.allow_tf32 = torch.backends.cudnn.allow_tf32 = allow_tf32
+    try:
+        yield
+    finally:
+        torch.backends.cuda.matmul.allow_tf32, torch.backends.cudnn.allow_tf32 = saved
 
 
 @contextmanager
@@ -68,6 +98,7 @@ class InferenceContext:
     ``compile`` runs the learner through ``torch.compile`` (slow first call per shape);
     ``cuda_graphs`` (CUDA only) compiles it with CUDA graphs ("reduce-overhead");
     ``max_pass_bytes`` overrides the device's budget of one pass (see passes.py).
+    Made by ``create`` (which checks); the fields are taken as given.
     """
 
     device: torch.device
@@ -75,13 +106,15 @@ class InferenceContext:
     compile: bool = False
     cuda_graphs: bool = False
     max_pass_bytes: int | None = None
+    announced: set[str] = field(default_factory=set, init=False, repr=False, compare=False)  # warnings said once
 
     @classmethod
-    def create(cls, device: str | torch.device | None = None, precision: str = "fp32", *, compile: bool = False,
+    def create(cls, device: str | torch.device | None = None, precision: str | None = None, *, compile: bool = False,
                cuda_graphs: bool = False, max_pass_bytes: int | None = None) -> "InferenceContext":
-        """The context for ``device`` (None: CUDA when available) and ``precision``; InputError if it cannot run."""
-        context = cls(resolve_device(device), precision, compile, cuda_graphs, max_pass_bytes)
-        context.dtype  # noqa: B018 - checks the precision on this device
+        """The context for ``device`` (None: CUDA when available) and ``precision`` (None: the device's default);
+        InputError if it cannot run."""
+        resolved = resolve_device(device)
+        context = cls(resolved, resolve_precision(resolved, precision), compile, cuda_graphs, max_pass_bytes)
         if cuda_graphs and context.device.type != "cuda":
             raise InputError("CUDA graphs need a CUDA device; leave cuda_graphs off on the CPU")
         return context
@@ -89,7 +122,14 @@ class InferenceContext:
     @property
     def dtype(self) -> torch.dtype | None:
         """The autocast dtype, None for float32."""
-        return autocast_dtype(self.device, self.precision)
+        return {"bf16": torch.bfloat16, "fp16": torch.float16}.get(self.precision)
+
+    @property
+    def fallback(self) -> str:
+        """The precision a pass that fp16 made non-finite is computed again in: bf16 where the device has it."""
+        if self.device.type == "cuda" and not torch.cuda.is_bf16_supported():
+            return "fp32"
+        return "bf16"
 
     @property
     def pass_bytes(self) -> int:
@@ -100,13 +140,14 @@ class InferenceContext:
 
     @contextmanager
     def inference(self) -> Iterator[None]:
-        """Inference mode under this context's precision."""
-        with torch.inference_mode(), autocast(self.device, self.dtype):
+        """Inference mode under this context's precision (TF32 only for "tf32")."""
+        with torch.inference_mode(), float32_matmul(self.device, self.precision == "tf32"), \
+                autocast(self.device, self.dtype):
             yield
 
     def prepare(self, model: HSNet) -> HSNet:
-        """``model`` in eval mode on this device, BatchNorm folded for the CPU, its learner compiled if asked."""
-        model = fold_batchnorm(model.eval().to(self.device))
+        """``model`` in eval mode on this device, its learner compiled if asked."""
+        model = model.eval().to(self.device)
         if self.compile or self.cuda_graphs:
             model.hpn_learner.compile(mode="reduce-overhead" if self.cuda_graphs else None)
         return model

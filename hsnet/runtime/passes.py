@@ -11,7 +11,7 @@ from collections.abc import Iterator
 
 import torch
 
-from ..model import FeaturePyramid, HSNet
+from ..model import FeaturePyramid
 
 CPU_PASS_BYTES = 512 * 2**20  # correlation bytes per pass on the CPU: 4 pairs at 400x400
 GPU_PASS_BYTES = 2 * 2**30  # on a GPU: 20 pairs at 400x400, 2 at 640x640
@@ -35,9 +35,9 @@ def pair_passes(batch: int, shots: int, per_pass: int) -> list[tuple[slice, slic
             for i in range(batch) for j in range(0, shots, per_pass)]
 
 
-def backbone_passes(images: int, side: int, budget: int) -> list[slice]:
-    """Slices of ``images`` square images of ``side`` pixels that go through the backbone within ``budget`` bytes."""
-    step = max(1, budget // (BACKBONE_BYTES_PER_PIXEL * side * side))
+def backbone_passes(images: int, pixels: int, budget: int) -> list[slice]:
+    """Slices of ``images`` images of ``pixels`` pixels each that go through the backbone within ``budget`` bytes."""
+    step = max(1, budget // (BACKBONE_BYTES_PER_PIXEL * pixels))
     return [slice(i, min(i + step, images)) for i in range(0, images, step)]
 
 
@@ -57,15 +57,3 @@ def bounded_passes(query: FeaturePyramid, support: FeaturePyramid, shots: int,
             block = FeaturePyramid([x.view(batch, shots, *x.shape[1:])[queries, shot_range].flatten(0, 1)
                                     for x in support.levels])
         yield queries, shot_range, query.select(queries), block
-
-
-def bounded_logits(model: HSNet, query: FeaturePyramid, support: FeaturePyramid, shots: int,
-                   output_size: tuple[int, int], budget: int) -> torch.Tensor:
-    """``model.feature_logits`` (B, K, 2, h, w) computed in passes of at most ``budget`` correlation bytes."""
-    out = None
-    for queries, shot_range, q, s in bounded_passes(query, support, shots, budget):
-        logits = model.feature_logits(q, s, shot_range.stop - shot_range.start, output_size)
-        if out is None:
-            out = logits.new_empty(query.levels[0].shape[0], shots, *logits.shape[2:])
-        out[queries, shot_range] = logits
-    return out

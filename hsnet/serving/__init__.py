@@ -1,7 +1,7 @@
 """The library behind the app: everything that is not page layout or a callback.
 
 - ``models``: ``ModelStore`` loads weights by name in background threads (banner state, failure memory).
-- ``probes``: ``ProbeStore`` keeps what a click on a result needs, at model resolution, within a byte budget.
+- ``probes``: ``ProbeStore`` keeps the features a click on a result needs, within one byte budget for all sessions.
 - ``uploads``: checks on uploads, brush layers and ``data:`` URLs from their headers, before decoding.
 - ``guards``: those checks wired into Gradio (component wrappers, a request size limit); imports gradio.
 - ``files``: the per-process folder for visitors' files, Gradio's cache sweep, downloadable masks.
@@ -19,7 +19,7 @@ ZeroGPU worker sees them; the GPU step receives the weights NAME):
     def run_model(weights, query, supports, rule):    # STORE.predictor(weights).predict(...)
     banner: STORE.state(name) -> LoadState(status, message, progress); a gr.Timer polls it while "loading"
     segment: predictor = STORE.predictor(name) raises WeightsNotReadyError (an HSNetError, one line) at once
-             PROBES.put(request.session_hash, Probe.build(weights, query, images, masks, predictor.image_size))
+             PROBES.put(request.session_hash, Probe.of(weights, prediction))  # its features: a click runs no backbone
     explore: maps = point_maps(STORE.predictor(probe.weights), PROBES.get(session_key), x, y)
              (ProbeExpiredError, one line: "press Segment again"; x, y in the query's original pixels)
     components: guards.guard_image(gr.Image(...), "query image"), guards.guard_editor(gr.ImageEditor(...),

@@ -18,7 +18,8 @@ from safetensors.torch import save_file
 from ..checkpoint import infer_backbone, load_weights, normalize_state_dict, read_state_dict
 from ..errors import CheckpointError, InputError, one_line
 from ..limits import DEFAULT_IMAGE_SIDE, MIN_IMAGE_SIDE
-from ..model import BACKBONES, HSNet, build_model
+from ..model import BACKBONES, HSNet
+from ..runtime import build_model
 from ..model_card import render_model_card
 from .catalog import BENCHMARKS, registry_entry_for
 

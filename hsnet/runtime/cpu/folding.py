@@ -7,12 +7,14 @@ parameters; the folded copies live here and are refolded when a source changes.
 """
 from __future__ import annotations
 
+import weakref
+
 import torch
 import torch.nn.functional as F
 from torch import nn
 
-from ..model.backbone import unfolded
-from ..model.hsnet import HSNet
+from ...model.backbone import unfolded
+from ...model.hsnet import HSNet
 
 _Sources = tuple[tuple[torch.Tensor, int], ...]
 
@@ -59,8 +61,12 @@ class ConvBNFolder:
         return weight, bias
 
 
-def fold_batchnorm(model: HSNet) -> HSNet:
-    """Make ``model``'s backbone run its convolution + BatchNorm pairs folded on the CPU (idempotent)."""
-    if not isinstance(model.conv_bn, ConvBNFolder):
-        model.conv_bn = ConvBNFolder()
-    return model
+_FOLDERS: weakref.WeakKeyDictionary[HSNet, ConvBNFolder] = weakref.WeakKeyDictionary()
+
+
+def folder_for(model: HSNet) -> ConvBNFolder:
+    """The folded conv + BatchNorm pairs of ``model``'s backbone, kept while the model lives."""
+    folder = _FOLDERS.get(model)
+    if folder is None:
+        folder = _FOLDERS[model] = ConvBNFolder()
+    return folder
