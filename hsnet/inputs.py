@@ -132,24 +132,31 @@ def _open(source: str | os.PathLike, what: str) -> Image.Image:
         fp = path.open("rb")
     except OSError as exc:
         raise InputError(f"{label} cannot be read ({describe(exc)}); check the file's permissions") from exc
-    with fp:
-        try:
-            if fp.read(4) == ICO_MAGIC:
-                for size in _ico_frame_sizes(fp):
-                    _check_pixels(size, label)
-            fp.seek(0)
-            opened = Image.open(fp)
-        except InputError:
-            raise
-        except Image.DecompressionBombError as exc:
-            raise InputError(f"{label} declares far more than the {MAX_PIXELS // 1_000_000} megapixel limit "
-                             "(a decompression bomb?); downscale it first") from exc
-        except UnidentifiedImageError as exc:
-            raise InputError(f"{label} is not an image Pillow can read; give a PNG, JPEG or similar file") from exc
-        except Exception as exc:  # noqa: BLE001 - plugins may raise anything while parsing a header
-            raise InputError(f"{label} is truncated or corrupt ({describe(exc)}); save or export it again") from exc
-        with opened:
-            return _decode(opened, label)
+    with fp, open_header(fp, label) as opened:
+        return _decode(opened, label)
+
+
+def open_header(fp: BinaryIO, label: str, *, formats: tuple[str, ...] | None = None,
+                not_an_image: str = "is not an image Pillow can read; give a PNG, JPEG or similar file") -> Image.Image:
+    """``Image.open`` on a binary file: its header read, no pixels decoded (an ICO's embedded sizes checked first
+    when ``formats`` allows ICO),
+    every failure one InputError naming ``label``; ``not_an_image`` ends the message for unrecognised bytes.
+    The one place where opening an image's header is mapped to hsnet's errors (files and uploads alike)."""
+    try:
+        if (formats is None or "ICO" in formats) and fp.read(4) == ICO_MAGIC:
+            for size in _ico_frame_sizes(fp):
+                _check_pixels(size, label)
+        fp.seek(0)
+        return Image.open(fp, formats=formats)
+    except InputError:
+        raise
+    except Image.DecompressionBombError as exc:
+        raise InputError(f"{label} declares far more than the {MAX_PIXELS // 1_000_000} megapixel limit "
+                         "(a decompression bomb?); downscale it first") from exc
+    except UnidentifiedImageError as exc:
+        raise InputError(f"{label} {not_an_image}") from exc
+    except Exception as exc:  # noqa: BLE001 - plugins may raise anything while parsing a header
+        raise InputError(f"{label} is truncated or corrupt ({describe(exc)}); save or export it again") from exc
 
 
 def _from_array(array: np.ndarray, what: str) -> Image.Image:

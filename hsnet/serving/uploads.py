@@ -15,12 +15,12 @@ import binascii
 import io
 import os
 from collections.abc import Mapping, Sequence
-from typing import Any
+from typing import Any, BinaryIO
 
-from PIL import Image, UnidentifiedImageError
+from PIL import Image
 
 from ..errors import InputError, describe
-from ..inputs import MAX_PIXELS, REFUSED_FORMATS
+from ..inputs import MAX_PIXELS, REFUSED_FORMATS, open_header
 
 MAX_UPLOAD_BYTES = 20 * 1024 * 1024
 MAX_UPLOAD = "20mb"  # the same limit in the form gr.Blocks.launch(max_file_size=...) takes
@@ -53,27 +53,19 @@ def data_url_bytes(url: str, what: str) -> bytes:
 
 def declared_size(source: str | os.PathLike | bytes, what: str) -> tuple[int, int]:
     """(width, height) as the image's header states it, without decoding pixels; InputError over MAX_PIXELS."""
-    try:
-        if isinstance(source, (bytes, bytearray, memoryview)):
-            opened = Image.open(io.BytesIO(source), formats=_formats())
-        else:
-            try:
-                length = os.path.getsize(source)
-            except OSError as exc:  # its reason names a server path: not for visitors
-                raise InputError(f"{what} is no longer on the server; upload it again") from exc
-            if length > MAX_UPLOAD_BYTES:
-                raise InputError(f"{what} is over the {MAX_UPLOAD_BYTES // 2**20} MB upload limit; send a smaller image")
-            opened = Image.open(source, formats=_formats())
-    except InputError:
-        raise
-    except Image.DecompressionBombError as exc:
-        raise InputError(f"{what} declares far more than the {MAX_PIXELS // 1_000_000} megapixel limit; "
-                         "downscale it first") from exc
-    except UnidentifiedImageError as exc:
-        raise InputError(f"{what} is not an image that can be read safely; upload a PNG or JPEG") from exc
-    except Exception as exc:  # noqa: BLE001 - any header parser failure means unreadable bytes (truncated included)
-        raise InputError(f"{what} is truncated or corrupt ({describe(exc)}); save or export it again") from exc
-    with opened:
+    if isinstance(source, (bytes, bytearray, memoryview)):
+        fp: BinaryIO = io.BytesIO(source)
+    else:
+        try:
+            length = os.path.getsize(source)
+            fp = open(source, "rb")  # noqa: SIM115 - closed below
+        except OSError as exc:  # its reason names a server path: not for visitors
+            raise InputError(f"{what} is no longer on the server; upload it again") from exc
+        if length > MAX_UPLOAD_BYTES:
+            fp.close()
+            raise InputError(f"{what} is over the {MAX_UPLOAD_BYTES // 2**20} MB upload limit; send a smaller image")
+    with fp, open_header(fp, what, formats=_formats(),
+                         not_an_image="is not an image that can be read safely; upload a PNG or JPEG") as opened:
         width, height = opened.size
     if width * height > MAX_PIXELS:
         raise InputError(f"{what} declares {width}x{height} pixels, more than the {MAX_PIXELS // 1_000_000} "
