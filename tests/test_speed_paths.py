@@ -245,3 +245,28 @@ def test_query_and_supports_in_one_backbone_batch_equal_separate_batches(resnet5
     for got, want in ((q, resnet50.query_features(query)), (s, resnet50.support_features(supports, masks))):
         for a, b in zip(got.levels, want.levels):
             torch.testing.assert_close(a, b, rtol=1e-4, atol=1e-5)
+
+
+def test_the_tensor_api_runs_the_runtime_path(resnet50: hsnet.HSNet, monkeypatch: pytest.MonkeyPatch) -> None:
+    """model(...) and predict_mask are thin wrappers of hsnet.runtime's one path: the CPU kernels without
+    gradients, the formulas (autograd) with them; both equal the plain formulas."""
+    import hsnet.runtime.episode as episode
+    import hsnet.runtime.network as network
+
+    seen: list[bool] = []
+
+    def spying(model, ops, *args, **kwargs):
+        seen.append(ops is FORMULAS)
+        return run_passes(model, ops, *args, **kwargs)
+
+    monkeypatch.setattr(episode, "run_passes", spying)
+    monkeypatch.setattr(network, "run_passes", spying)
+    query, supports, masks = episode_inputs(side=64, shots=1)
+    expected = formula_logits(resnet50, query, supports, masks)[:, 0]
+    with torch.no_grad():
+        torch.testing.assert_close(resnet50(query, supports[:, 0], masks[:, 0]), expected)
+        resnet50.predict_mask(query, supports, masks)
+    assert seen == [False, False]  # the CPU kernels
+    trained = resnet50(query, supports[:, 0], masks[:, 0])
+    torch.testing.assert_close(trained.detach(), expected, rtol=1e-4, atol=1e-4)
+    assert seen[-1] is True and trained.requires_grad  # the formulas, differentiable for training
