@@ -23,7 +23,7 @@ from ..errors import InputError
 from ..inputs import ImageLike, load_mask, load_rgb
 from ..limits import check_image_size
 from ..model import K_SHOT_RULES, FeaturePyramid, HSNet, correlate, foreground_score
-from ..runtime import InferenceContext, backbone_passes, encode, encode_episode, run_episode
+from ..runtime import InferenceContext, encode, encode_episode, run_episode
 from ..runtime.episode import combined_precision
 from .cache import DEFAULT_CACHE_BYTES, ByteLRU
 from .results import LayerMap, Prediction, QueryFeatures, SupportSet, resized
@@ -132,9 +132,6 @@ class Predictor:
         return digest.hexdigest(), self._pixels(resized_rgb), torch.from_numpy(mask_array).to(self.device, torch.float32)
 
     # ---- encoding -------------------------------------------------------------------------------------------
-
-    def _backbone_passes(self, images: int) -> list[slice]:
-        return backbone_passes(images, self.image_size ** 2, self.context.pass_bytes)
 
     def _encode(self, pixels: torch.Tensor, masks: torch.Tensor | None = None) -> tuple[FeaturePyramid, str]:
         """Features of (N, 3, S, S) uint8 images (masked supports with ``masks``) and the precision that made them."""
