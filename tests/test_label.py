@@ -408,3 +408,17 @@ def test_from_the_shell_a_skipped_file_is_one_stderr_line_and_status_1(workdir, 
     assert proc.returncode == 1, proc.stderr
     assert proc.stderr.count("\n") == 1 and proc.stderr.startswith(f"hsnet label: skipped {photos / 'broken.jpg'}: ")
     assert "1 labelled" in proc.stdout and f"skipped: {photos / 'broken.jpg'}" in proc.stdout
+
+
+def test_ctrl_c_while_the_command_starts_is_one_line(monkeypatch, capsys):
+    def loading(*args, **kwargs):
+        raise KeyboardInterrupt  # as if Ctrl-C came while torch was being imported
+
+    monkeypatch.setattr("hsnet.cli.build_parser", loading)
+    assert main(["label", "photos", "--out", "x"]) == 130
+    assert capsys.readouterr().err == "hsnet: interrupted\n"
+    # and before main runs at all, importing the command imports nothing heavy to interrupt
+    probe = "import sys, hsnet.cli; print('torch' in sys.modules)"
+    env = dict(os.environ, PYTHONPATH=str(Path(__file__).resolve().parents[1]))
+    assert subprocess.run([sys.executable, "-c", probe], env=env, capture_output=True, text=True,
+                          timeout=120).stdout.strip() == "False"
