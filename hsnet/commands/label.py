@@ -94,7 +94,7 @@ def run(args: argparse.Namespace) -> int:
 def _label(args: argparse.Namespace) -> int:
     from tqdm import tqdm
 
-    from ..labeling import LabelFolder, LabelSummary, find_queries, label_each, locked
+    from ..labeling import LabelFolder, LabelSummary, find_queries, label_each, locked, predictor_segmenter
     from ..labeling.queries import real_path
 
     found = find_queries(args.queries, out=args.out)
@@ -106,11 +106,7 @@ def _label(args: argparse.Namespace) -> int:
     with locked(out):
         folder = LabelFolder(out, args.name, images=args.images, polygons=args.polygons, overwrite=args.overwrite)
         predictor = build_predictor(args)
-        supports = predictor.set_supports(images, masks)  # encoded once for every query
-
-        def segment(batch: list) -> list:
-            return [p.mask for p in predictor.predict_many(batch, supports, batch_size=len(batch), rule=args.rule)]
-
+        segment = predictor_segmenter(predictor, predictor.set_supports(images, masks), args.rule)  # supports encoded once
         summary, stopped = LabelSummary(), None
         start = time.perf_counter()
         outcomes = label_each(segment, found.queries, folder,

@@ -10,11 +10,11 @@
 from .coco import Record, coco_document, coco_record, mask_polygons, read_coco
 from .folder import IMAGE_MODES, LabelFolder, locked
 from .layout import ANNOTATIONS, IMAGES, MASKS, OVERLAYS, is_label_output
-from .pipeline import LabelSummary, Outcome, Segment, label_each, segment_each
+from .pipeline import LabelSummary, Outcome, Segment, label_each, predictor_segmenter, segment_each
 from .queries import IMAGE_SUFFIXES, Found, Query, find_queries, safe_name
 
 __all__ = [
     "ANNOTATIONS", "Found", "IMAGES", "IMAGE_MODES", "IMAGE_SUFFIXES", "LabelFolder", "LabelSummary", "MASKS",
     "OVERLAYS", "Outcome", "Query", "Record", "Segment", "coco_document", "coco_record", "find_queries",
-    "is_label_output", "label_each", "locked", "mask_polygons", "read_coco", "safe_name", "segment_each",
+    "is_label_output", "label_each", "locked", "mask_polygons", "predictor_segmenter", "read_coco", "safe_name", "segment_each",
 ]

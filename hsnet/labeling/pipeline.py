@@ -12,6 +12,7 @@ import time
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field
 from pathlib import PurePosixPath
+from typing import TYPE_CHECKING
 
 import numpy as np
 from PIL import Image
@@ -22,9 +23,19 @@ from .coco import Record
 from .folder import LabelFolder
 from .queries import Query
 
+if TYPE_CHECKING:
+    from ..predictor import Predictor, SupportSet
+
 ANNOTATIONS_EVERY_S = 30.0
 
 Segment = Callable[[list[Image.Image]], list[np.ndarray]]
+
+
+def predictor_segmenter(predictor: Predictor, supports: SupportSet, rule: str = "vote") -> Segment:
+    """``segment`` from a Predictor and its encoded supports: a batch of photos in one ``predict_many``."""
+    def segment(images: list[Image.Image]) -> list[np.ndarray]:
+        return [p.mask for p in predictor.predict_many(images, supports, batch_size=len(images), rule=rule)]
+    return segment
 
 
 def segment_each(segment: Segment, images: list[Image.Image]) -> list[np.ndarray | HSNetError]:

@@ -8,7 +8,7 @@ hands out (thumbnail, zip) is complete before its path is given: written under a
 name, then renamed. A request may hold at most MAX_LABEL_QUERIES images and MAX_LABEL_BYTES in
 all (a zip by its members' declared sizes, checked before anything is extracted); a file that
 cannot be read is skipped with one line and the rest go on. ``segment`` maps decoded images to
-masks, e.g. ``predictor_segmenter(predictor, supports)`` or the app's GPU step.
+masks, e.g. ``predictor_segmenter(predictor, supports)`` (hsnet.labeling) or the app's GPU step.
 """
 from __future__ import annotations
 
@@ -27,7 +27,6 @@ from PIL import Image
 from ..errors import InputError, one_line
 from ..labeling import IMAGE_SUFFIXES, LabelFolder, Query, Segment, label_each, safe_name
 from ..labeling.files import write_file
-from ..predictor import Predictor, SupportSet
 from ..visualize import fit, mask_image, overlay_mask
 from .uploads import MAX_UPLOAD_BYTES
 
@@ -49,13 +48,6 @@ class LabelUpdate:
     overlay: Path | None = None  # a complete PNG of the overlay, at most OVERLAY_SIDE on a side
     skipped: dict[str, str] = field(default_factory=dict)  # name -> one-line reason
     archive: Path | None = None
-
-
-def predictor_segmenter(predictor: Predictor, supports: SupportSet, rule: str = "vote") -> Segment:
-    """``segment`` for ``label_many`` from a Predictor and its encoded supports (hsnet's SupportSet)."""
-    def segment(images: list[Image.Image]) -> list[np.ndarray]:
-        return [p.mask for p in predictor.predict_many(images, supports, batch_size=len(images), rule=rule)]
-    return segment
 
 
 def _limit_total(total: int) -> None:
