@@ -19,7 +19,7 @@ from ..errors import InputError, OutputError, describe
 
 
 def _temporary(path: Path) -> Path:
-    return path.with_name(f".{path.name[:100]}.{os.getpid()}-{secrets.token_hex(4)}.partial")
+    return path.with_name(f".{path.name[:40]}.{os.getpid()}-{secrets.token_hex(4)}.partial")  # fits 255 bytes
 
 
 def _failed(path: Path, exc: OSError) -> OutputError:
@@ -71,12 +71,14 @@ def link_file(source: Path, path: Path) -> Path:
 
 
 def folder_below(root: Path, relative: PurePosixPath) -> Path:
-    """``root/relative``, made, and checked to lie inside ``root`` once every link is followed."""
-    folder = root.joinpath(*relative.parts)
-    try:
-        folder.mkdir(parents=True, exist_ok=True)
-    except OSError as exc:
-        raise _failed(folder, exc) from None
-    if not Path(os.path.realpath(folder)).is_relative_to(os.path.realpath(root)):
-        raise InputError(f"{folder} leads outside {root} through a link; remove that link or choose another --out")
+    """``root/relative``, made one folder at a time; a link on the way is refused before anything is made through it."""
+    folder = root
+    for part in relative.parts:
+        folder = folder / part
+        if folder.is_symlink():
+            raise InputError(f"{folder} is a link, which could lead outside {root}; remove it or choose another --out")
+        try:
+            folder.mkdir(exist_ok=True)
+        except OSError as exc:
+            raise _failed(folder, exc) from None
     return folder

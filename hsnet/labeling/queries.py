@@ -134,11 +134,13 @@ def find_queries(sources: Sequence[str], out: Path | None = None) -> Found:
     Files inside ``out`` and inside folders an earlier ``hsnet label`` wrote are left out.
     """
     finder = _Finder(out)
+    written = Path(os.path.abspath(out)) if out is not None else None
     queries: dict[Path, Query] = {}
     for source in sources:
         for query in finder.expand(source):
             resolved = real_path(query.path)
-            if finder.out is None or not resolved.is_relative_to(finder.out):
+            if finder.out is None or not (resolved.is_relative_to(finder.out)
+                                          or Path(os.path.abspath(query.path)).is_relative_to(written)):
                 queries.setdefault(resolved, query)
     if not queries:
         raise InputError(f"no query images in {one_line(' '.join(sources), 80)} outside the output folder")
