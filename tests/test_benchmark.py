@@ -63,7 +63,8 @@ def stand_in_clone(tmp_path: Path) -> Path:
 
 def run_benchmark(*args: str, tmp_path: Path) -> subprocess.CompletedProcess:
     env = {**os.environ, "OMP_NUM_THREADS": "1", "PYTHONPATH": str(ROOT), "TORCH_HOME": str(tmp_path / "empty-home")}
-    return subprocess.run([sys.executable, str(ROOT / "benchmarks" / "inference.py"), *args], capture_output=True,
+    return subprocess.run([sys.executable, str(ROOT / "benchmarks" / "inference.py"), "--device", "cpu", *args],
+                          capture_output=True,
                           text=True, timeout=600, env=env)
 
 
@@ -132,7 +133,7 @@ def test_peak_memory_measures_each_case_and_stops_one_over_the_limit(tmp_path: P
 
 @pytest.mark.slow
 def test_throughput_labels_queries_at_every_batch_size(tmp_path: Path) -> None:
-    done = run_tool("throughput.py", "--sizes", "64", "--shots", "2", "--batches", "1", "3", "--queries", "4",
+    done = run_tool("throughput.py", "--device", "cpu", "--sizes", "64", "--shots", "2", "--batches", "1", "3", "--queries", "4",
                     "--rounds", "1", tmp_path=tmp_path)
     assert done.returncode == 0, done.stderr[-3000:]
     (table,) = tmp_path.glob("throughput-*.json")
