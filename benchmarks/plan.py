@@ -52,7 +52,8 @@ class Setting:
 
 
 def plan(args: argparse.Namespace) -> list[Setting]:
-    """The grid the arguments ask for, then the scaling sweeps (ResNet-50, 400 px, 1-shot, batch 1 otherwise)."""
+    """Throughput, training and evaluation settings (first: they hold issue 21's goals), the grid the arguments ask
+    for, then the scaling sweeps (ResNet-50, 400 px, 1-shot, batch 1 otherwise)."""
     flags = {"device": args.device, "compile": args.compile, "cuda_graphs": args.cuda_graphs,
              "retain_memory": not args.default_allocator, "mask_cover": args.mask_cover}
     settings: list[Setting] = []
@@ -62,13 +63,6 @@ def plan(args: argparse.Namespace) -> list[Setting]:
         if setting not in settings:
             settings.append(setting)
 
-    if not args.scaling_only:
-        for backbone in args.backbones:
-            for side in args.sizes:
-                for precision in args.precisions:
-                    for shots in args.shots:
-                        for batch in args.batches:
-                            add(backbone=backbone, shots=shots, batch=batch, side=side, precision=precision)
     for backbone in args.backbones:
         for precision in getattr(args, "throughput_precisions", None) or []:
             add(backbone=backbone, shots=1, batch=args.throughput_batch, side=args.sizes[0], precision=precision)
@@ -78,6 +72,13 @@ def plan(args: argparse.Namespace) -> list[Setting]:
     for precision in getattr(args, "evaluate_precisions", None) or []:
         add(task="evaluate", backbone="resnet50", shots=1, batch=args.evaluate_batch, side=args.sizes[0],
             precision=precision)
+    if not args.scaling_only:
+        for backbone in args.backbones:
+            for side in args.sizes:
+                for precision in args.precisions:
+                    for shots in args.shots:
+                        for batch in args.batches:
+                            add(backbone=backbone, shots=shots, batch=batch, side=side, precision=precision)
     if args.scaling or args.scaling_only:
         base = dict(backbone="resnet50", shots=1, batch=1, side=400, precision=args.precisions[0])
         for variable, values in SCALING.items():

@@ -146,21 +146,21 @@ def test_throughput_labels_queries_at_every_batch_size(tmp_path: Path) -> None:
 def test_the_cuda_suite_runs_every_kind_of_setting_shrunk_on_the_cpu(tmp_path: Path) -> None:
     """``--cuda-suite`` (what benchmarks/gpu.sh runs on a GPU) in its --smoke size: latency, throughput, training
     steps against the authors' step, and hsnet evaluate with data loading, each with where its time goes."""
-    if not (AUTHORS_CLONE / "model" / "hsnet.py").is_file():
-        pytest.skip(f"no clone of the authors' code at {AUTHORS_CLONE}")
+    authors = (AUTHORS_CLONE / "model" / "hsnet.py").is_file()  # without the clone, hsnet's cases alone
     out = tmp_path / "results"
     done = run_benchmark("--cuda-suite", "--smoke", "--backbones", "resnet50", "--throughput-precisions", "bf16",
-                         "--authors-code", str(AUTHORS_CLONE), "--out", str(out), tmp_path=tmp_path)
+                         *(["--authors-code", str(AUTHORS_CLONE)] if authors else []), "--out", str(out),
+                         tmp_path=tmp_path)
     assert done.returncode == 0, done.stderr[-3000:]
     (table,) = out.glob("*.json")
     rows = json.loads(table.read_text())["rows"]
     assert all("median_s" in r for r in rows), [r.get("skipped") for r in rows]
     kinds = {(r.get("task", "episode"), r["case"], r["batch"], r["precision"]) for r in rows}
-    assert {("episode", "predictor", 1, "fp32"), ("episode", "authors", 2, "bf16"), ("episode", "hsnet", 2, "bf16"),
-            ("train", "train", 2, "fp32"), ("train", "authors-train", 2, "bf16"),
+    assert {("episode", "predictor", 1, "fp32"), ("episode", "hsnet", 2, "bf16"), ("train", "train", 2, "fp32"),
             ("evaluate", "evaluate", 2, "bf16")} <= kinds
+    assert not authors or {("episode", "authors", 2, "bf16"), ("train", "authors-train", 2, "bf16")} <= kinds
     staged = {r["case"] for r in rows if r.get("stages_s")}
-    assert {"hsnet", "predictor", "train", "authors-train", "evaluate"} <= staged
+    assert {"hsnet", "predictor", "train", "evaluate"} | ({"authors-train"} if authors else set()) <= staged
     assert next(r for r in rows if r["case"] == "evaluate")["episodes_per_call"] == 4
 
 

@@ -9,6 +9,7 @@ against the same commands on the CPU.
 """
 from __future__ import annotations
 
+import functools
 from pathlib import Path
 
 import numpy as np
@@ -34,6 +35,7 @@ def reference_model(case: str) -> hsnet.HSNet:
     return hsnet.load_weights(hsnet.build_model(backbone), reference_weights(backbone, seed)).eval()
 
 
+@functools.lru_cache(maxsize=None)
 def logits_on(case: str, precision: str) -> torch.Tensor:
     """(B, K, 2, H, W) float32 logits of the reference case on the GPU in ``precision``, on the CPU."""
     _, batch, shots, side, seed = CASES[case]
