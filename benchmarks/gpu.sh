@@ -24,7 +24,10 @@ WHEELS=(gradio==6.31.0 gradio_client==2.7.2 hf-gradio==0.4.1 brotli==1.2.1 fasta
         pydub==0.25.1 python-multipart==0.0.34 pytz==2026.6 safehttpx==0.1.7 semantic-version==2.10.0
         starlette==1.10.0 tomlkit==0.14.0 uvicorn==0.55.0 pycocotools==2.0.11 gdown==6.5.1 beautifulsoup4==4.15.0
         soupsieve==4.1.4 huggingface_hub==2.4.0)
-AUTHORS_CLONE=${HSNET_AUTHORS_CODE:-$ROOT/../shared/authors-hsnet}
+AUTHORS_CLONE=${HSNET_AUTHORS_CODE:-}
+for shared in "$ROOT/../shared" "$ROOT/../../shared"; do  # beside the main checkout, or beside the worktrees
+    [ -z "$AUTHORS_CLONE" ] && [ -f "$shared/authors-hsnet/model/hsnet.py" ] && AUTHORS_CLONE=$shared/authors-hsnet
+done
 
 if [ "${1:-}" = prepare ]; then
     rm -rf .whl && mkdir -p .whl

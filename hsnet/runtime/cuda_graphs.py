@@ -173,6 +173,6 @@ class EpisodeGraphs:
                 for _ in range(WARMUP_CALLS):
                     self.fn(*buffers)
             torch.cuda.current_stream(self.context.device).wait_stream(side)
-            with torch.cuda.graph(graph, pool=self.pool):
+            with torch.cuda.graph(graph, pool=self.pool, capture_error_mode="thread_local"):  # other threads run on
                 outputs = self.fn(*buffers)
         return CapturedEpisode(graph, buffers, outputs)
