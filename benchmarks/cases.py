@@ -3,6 +3,8 @@
 - "authors": the authors' ``predict_mask_nshot`` (one full 1-shot ``forward`` per support, then
   their vote) on their own model, under ``torch.no_grad`` as in their test script;
 - "hsnet": the same episode through hsnet (tensors in, voted mask out);
+- "graphs" (CUDA): the "hsnet" episode replayed from a whole-episode CUDA graph
+  (``hsnet.runtime.cuda_graphs.EpisodeGraphs``; the capture's seconds are recorded);
 - "cached": a further query against supports whose features were kept;
 - "predictor": ``hsnet.Predictor.predict`` end to end (uint8 images in, mask and heatmaps out),
   its support cache emptied before each call.
@@ -71,6 +73,7 @@ def build_cases(setting: Setting, names: list[str], authors_code: Path | None,
     model = context.prepare(model)
     facts: dict[str, Any] = {"mask_pixels": round(float(masks.mean()), 3)}
     cases: dict[str, Callable[[], Any]] = {}
+    sync = device_sync(device)
 
     def episode() -> torch.Tensor:
         return combine_shots(episode_logits(model, context, query, supports, masks), "vote")
@@ -85,7 +88,6 @@ def build_cases(setting: Setting, names: list[str], authors_code: Path | None,
         agree = (authors_episode().float().view_as(episode()) == episode()).float().mean()
         facts["agreement_with_authors"] = float(agree)
         cases["authors"] = authors_episode
-    sync = device_sync(device)
     stages: dict[str, Stages] = {}
     if "hsnet" in names:
         cases["hsnet"] = episode
@@ -102,6 +104,12 @@ def build_cases(setting: Setting, names: list[str], authors_code: Path | None,
                 })
 
         stages["hsnet"] = episode_stages
+    if "graphs" in names:
+        from hsnet.runtime.cuda_graphs import EpisodeGraphs
+
+        graphs = EpisodeGraphs(lambda q, s, m: combine_shots(episode_logits(model, context, q, s, m), "vote"), context)
+        facts["graph_capture_s"] = stopwatch(sync, {"capture": lambda: graphs.run(query, supports, masks)})["capture"]
+        cases["graphs"] = lambda: graphs.run(query, supports, masks)
     if "cached" in names:
         with context.inference():
             cached = model.support_features(supports.flatten(0, 1), masks.flatten(0, 1))

@@ -68,14 +68,14 @@ AUTHORS=()
 [ -f .authors-hsnet/model/hsnet.py ] && AUTHORS=(--authors-code .authors-hsnet)
 
 # 1. The cuda tests (issue 21's checks that need a GPU).
-step "pytest -m cuda" 100 "$OUT/cuda-tests.txt" "$PY" -m pytest -q -m cuda -p no:cacheprovider -rfEs tests/test_cuda.py
+step "pytest -m cuda" 90 "$OUT/cuda-tests.txt" "$PY" -m pytest -q -m cuda -p no:cacheprovider -rfEs tests/test_cuda.py
 # 2. Everything else that is not a browser test, with the GPU visible (a test that assumes the CPU fails here);
 #    -v names each result as it comes, so a run cut short by its limit still says what failed.
-step "pytest -m 'not browser and not cuda'" 170 "$OUT/suite.txt" "$PY" -m pytest -v -m "not browser and not cuda" \
-    -p no:cacheprovider "${PARALLEL[@]}" --timeout 160 --continue-on-collection-errors -rfE \
+step "pytest -m 'not browser and not cuda'" 160 "$OUT/suite.txt" "$PY" -m pytest -v -m "not browser and not cuda" \
+    -p no:cacheprovider "${PARALLEL[@]}" --timeout 150 --continue-on-collection-errors -rfE \
     --ignore tests/test_app_browser.py tests
 # 3. The CUDA benchmarks: latency at batch 1, throughput at batch 32, training steps, hsnet evaluate.
-step "benchmarks/inference.py --cuda-suite" 180 "$OUT/benchmark.txt" "$PY" benchmarks/inference.py --cuda-suite \
+step "benchmarks/inference.py --cuda-suite" 210 "$OUT/benchmark.txt" "$PY" benchmarks/inference.py --cuda-suite \
     "${AUTHORS[@]}" --device cuda --rounds 5 --warmup 2 --timeout 60
 cp benchmarks/results/cuda-*.json benchmarks/results/cuda-*.md "$OUT"/ 2>/dev/null
 echo "total: $SECONDS s" | tee -a "$SUMMARY"

@@ -5,8 +5,8 @@ import argparse
 from dataclasses import dataclass
 
 BACKBONES = ("resnet50", "resnet101", "vgg16")
-CASES = ("authors", "hsnet", "cached", "predictor", "authors-train", "train", "evaluate")
-TASKS = {"episode": ("authors", "hsnet", "cached", "predictor"), "train": ("authors-train", "train"),
+CASES = ("authors", "hsnet", "graphs", "cached", "predictor", "authors-train", "train", "evaluate")
+TASKS = {"episode": ("authors", "hsnet", "graphs", "cached", "predictor"), "train": ("authors-train", "train"),
          "evaluate": ("evaluate",)}
 AUTHORS_PRECISIONS = ("fp32", "bf16")  # their code as it is, and under plain bf16 autocast
 SCALING = {"side": (240, 320, 400, 480, 560, 640), "shots": (1, 2, 3, 5, 8), "mask_cover": (0.05, 0.25, 0.5, 1.0)}
@@ -46,6 +46,8 @@ class Setting:
                                                or self.compile or self.cuda_graphs):
                 continue
             if case == "predictor" and self.batch != 1:
+                continue
+            if case == "graphs" and (self.device != "cuda" or self.compile or self.cuda_graphs):
                 continue
             out.append(case)
         return out

@@ -116,12 +116,21 @@ def stages_text(row: dict[str, Any]) -> str:
     return ", ".join(f"{name} {fmt_s(seconds)}" for name, seconds in stages)
 
 
+def graphs_text(rows: list[dict[str, Any]], **match: Any) -> str:
+    """ms of the eager episode and of its CUDA-graph replay, with the capture's seconds."""
+    eager, graphs = find(rows, "hsnet", **match), find(rows, "graphs", **match)
+    if not graphs:
+        return f"{eager['median_s'] * 1000:.1f} / -" if eager else "-"
+    return (f"{eager['median_s'] * 1000:.1f} / {graphs['median_s'] * 1000:.1f} ({graphs['graph_capture_s']:.1f} s)"
+            if eager else "-")
+
+
 def cuda_tables(rows: list[dict[str, Any]]) -> list[str]:
     """Issue 21's measurements against its goals: latency at batch 1, throughput at batch 32, training, evaluation."""
     out = ["## Latency at batch 1 (400x400, ms per call; hsnet: `Predictor.predict` end to end)", "",
            "Goal (ResNet-101): 1-shot <= 6 ms, 5-shot <= 10 ms; bf16 never slower than fp32.", "",
            "| backbone | shots | authors fp32 | authors bf16 autocast | hsnet fp32 | hsnet tf32 | hsnet bf16 | hsnet fp16 | "
-           "where hsnet bf16's time goes |", "|---" * 9 + "|"]
+           "episode bf16: eager / graphs (capture) | where hsnet bf16's time goes |", "|---" * 10 + "|"]
     ms = lambda r: f"{r['median_s'] * 1000:.1f}" if r else "-"  # noqa: E731
     for backbone in ("resnet101", "resnet50"):
         for shots in (1, 5):
@@ -129,12 +138,14 @@ def cuda_tables(rows: list[dict[str, Any]]) -> list[str]:
             cells = [ms(find(rows, "authors", precision=p, **base)) for p in ("fp32", "bf16")]
             cells += [ms(find(rows, "predictor", precision=p, **base)) for p in ("fp32", "tf32", "bf16", "fp16")]
             bf16 = find(rows, "predictor", precision="bf16", **base)
+            cells.append(graphs_text(rows, precision="bf16", **base))
             out.append(f"| {backbone} | {shots} | {' | '.join(cells)} | {stages_text(bf16) if bf16 else '-'} |")
     out += ["", "## Throughput (1-shot, 400x400, episodes/s)", "",
             "Goal (ResNet-101, batch 32): hsnet bf16 >= 1000 episodes/s, >= 4x the authors' fp32 and >= 2x the "
             "authors' code under bf16 autocast.", "",
-            "| backbone | batch | authors fp32 | authors bf16 autocast | hsnet fp32 | hsnet bf16 | bf16 / authors fp32 | "
-            "bf16 / authors bf16 | peak GPU (hsnet bf16) | where hsnet bf16's time goes |", "|---" * 10 + "|"]
+            "| backbone | batch | authors fp32 | authors bf16 autocast | hsnet fp32 | hsnet bf16 | hsnet bf16 graphs | "
+            "bf16 / authors fp32 | bf16 / authors bf16 | peak GPU (hsnet bf16) | where hsnet bf16's time goes |",
+            "|---" * 11 + "|"]
     for row in sorted((r for r in rows if r["case"] == "hsnet" and r["batch"] > 1 and "median_s" in r
                        and r.get("task", "episode") == "episode" and r["shots"] == 1 and r["side"] == 400),
                       key=lambda r: (r["backbone"], r["batch"], r["precision"])):
@@ -144,9 +155,11 @@ def cuda_tables(rows: list[dict[str, Any]]) -> list[str]:
         theirs32, theirs16 = (find(rows, "authors", precision=p, **base) for p in ("fp32", "bf16"))
         ours32 = find(rows, "hsnet", precision="fp32", **base)
         peak = f"{row['peak_gpu_bytes'] / 2**30:.2f} GiB" if "peak_gpu_bytes" in row else "-"
+        graphed = find(rows, "graphs", precision="bf16", **base)
         out.append(f"| {row['backbone']} | {row['batch']} | {fmt_rate(per_second(theirs32))} | "
                    f"{fmt_rate(per_second(theirs16))} | {fmt_rate(per_second(ours32))} | {fmt_rate(per_second(row))} | "
-                   f"{speedup(theirs32, row)} | {speedup(theirs16, row)} | {peak} | {stages_text(row)} |")
+                   f"{fmt_rate(per_second(graphed))} | {speedup(theirs32, row)} | {speedup(theirs16, row)} | {peak} | "
+                   f"{stages_text(row)} |")
     out += ["", "## Training steps (ResNet-50, 1-shot, Adam lr 1e-3, the authors' loss; steps/s)", "",
             "Goal: `hsnet train` >= 2x the authors' training steps/s on the same GPU.", "",
             "| precision | batch | side | authors | hsnet | speed-up | where hsnet's time goes | where the authors' goes |",

@@ -116,7 +116,7 @@ def test_graph_replays_equal_the_eager_episode(seeded, precision: str) -> None:
     context = InferenceContext.create("cuda", precision)
     model = context.prepare(seeded("resnet50", 3))
     graphs = EpisodeGraphs(lambda q, s, m: episode_logits(model, context, q, s, m), context)
-    tolerance = 1e-4 if precision == "fp32" else 2e-2
+    tolerance = 1e-3 if precision == "fp32" else 5e-2  # padded batches may pick other kernels; stale buffers miss
     for batch, seed in ((1, 0), (3, 1), (1, 2), (3, 3)):  # batch 3 pads to bucket 4; the repeats replay
         inputs = tuple(x.cuda() for x in reference_inputs(batch, 2, 128, seed))
         eager = episode_logits(model, context, *inputs)
