@@ -70,7 +70,9 @@ def run_setting(setting: Setting, names: list[str], authors_code: Path | None, r
     samples, background = alternate(cases, rounds, warmup, sync)
     shared = {**facts, "background_cpu_share": background, "threads": torch.get_num_threads()}
     if setting.device == "cuda":
-        shared["tf32"] = {"cudnn": torch.backends.cudnn.allow_tf32, "matmul": torch.get_float32_matmul_precision()}
+        # TF32 outside hsnet's context, where the authors' code runs (PyTorch's defaults: cuDNN may use TF32)
+        shared["tf32_outside_hsnet"] = {"cudnn": torch.backends.cudnn.allow_tf32,
+                                        "matmul": torch.backends.cuda.matmul.allow_tf32}
     rows = {name: {**s.summary(), "wall_s": s.wall, "cpu_s": s.cpu, **shared} for name, s in samples.items()}
     for name in rows:
         if name in probes:

@@ -47,7 +47,8 @@ class Setting:
                 continue
             if case == "predictor" and self.batch != 1:
                 continue
-            if case == "graphs" and (self.device != "cuda" or self.compile or self.cuda_graphs):
+            if case == "graphs" and (self.device != "cuda" or self.precision == "fp16" or self.compile
+                                     or self.cuda_graphs):  # the fp16 guard reads the host: not capturable
                 continue
             out.append(case)
         return out

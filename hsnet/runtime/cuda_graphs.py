@@ -12,13 +12,15 @@ kernels; docs/performance.md, "CUDA"). A CUDA graph launches everything one call
   row, so they stay finite; outputs are sliced to B and cloned (the next replay overwrites them).
 - Capture: the first call of a key copies its inputs into static buffers, runs ``fn`` three
   times on a side stream (cuDNN and cuBLAS pick their algorithms), then captures one call into
-  a ``torch.cuda.CUDAGraph``. All graphs share one memory pool; at most ``max_graphs`` are
-  kept (least recently used goes first). The autocast weight cache is off while warming and
+  a ``torch.cuda.CUDAGraph``. All graphs share one memory pool (safe: each replay's outputs
+  are cloned before another graph runs); at most ``max_graphs`` are kept (least recently used
+  goes first). The autocast weight cache is off while warming and
   capturing: a weight cast kept from the warm-up would be freed while the graph still reads it.
 - ``fn`` must not synchronise with the host (no ``.item()``, ``.cpu()``, ``nonzero``, Python
   branches on device values) and its shapes must follow from its inputs' shapes alone; the
   model's GPU path is such (its sparse fast paths are CPU only). Checks that need the host,
-  such as the fp16 guard's look for non-finite values, go on the outputs after ``run``.
+  such as the fp16 guard's look for non-finite values, go on the outputs after ``run`` (an fp16
+  episode is captured without its guard and its outputs checked after each replay).
 - Switch: ``InferenceContext(cuda_graphs=True)`` means "run whole episodes through
   ``EpisodeGraphs``"; the front ends reach it through the runtime's one forward path.
   ``compile=True`` stays the separate ``torch.compile`` of the learner.
@@ -173,6 +175,10 @@ class EpisodeGraphs:
                 for _ in range(WARMUP_CALLS):
                     self.fn(*buffers)
             torch.cuda.current_stream(self.context.device).wait_stream(side)
-            with torch.cuda.graph(graph, pool=self.pool, capture_error_mode="thread_local"):  # other threads run on
-                outputs = self.fn(*buffers)
+            try:
+                with torch.cuda.graph(graph, pool=self.pool, capture_error_mode="thread_local"):  # others run on
+                    outputs = self.fn(*buffers)
+            except RuntimeError as error:
+                raise RuntimeError(f"the episode cannot be captured as a CUDA graph: it synchronises with the host "
+                                   f"or allocates outside the capture ({str(error)[:160]}); run it eagerly") from error
         return CapturedEpisode(graph, buffers, outputs)
