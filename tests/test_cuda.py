@@ -192,7 +192,7 @@ def masks_in(folder: Path) -> dict[str, np.ndarray]:
 @pytest.mark.parametrize("command", ["predict", "label"])
 def test_commands_on_cuda_give_the_cpu_s_masks(cli_inputs: Path, command: str, capsys) -> None:
     common = ["--support", str(cli_inputs / "support.png"), "--support-mask", str(cli_inputs / "mask.png"),
-              "--weights", str(cli_inputs / "weights"), "--image-size", "64"]
+              "--weights", str(cli_inputs / "weights"), "--image-size", "64", "--precision", "fp32"]
     if command == "predict":
         common += ["--query", str(cli_inputs / "photos" / "0.png")]
     else:
