@@ -306,7 +306,7 @@ def test_an_unreachable_hub_fails_fast_and_is_remembered(drive: FakeDrive, monke
     monkeypatch.setattr(constants, "HF_HUB_CACHE", str(tmp_path / "hf" / "hub"))
     monkeypatch.setattr(hub, "_unreachable", {})
     start = time.monotonic()
-    with pytest.raises(HubError, match="could not reach http://127.0.0.1:9"):
+    with pytest.raises(HubError, match="could not reach the Hugging Face Hub at http://127.0.0.1:9"):
         hsnet.from_pretrained("pascal-resnet50-fold0")
     assert time.monotonic() - start < hub.PROBE_TIMEOUT_S + 1
     probes = []

@@ -17,6 +17,7 @@ from safetensors import safe_open
 
 import hsnet
 from hsnet import hub
+from hsnet.weights.cache import file_sha256
 from hsnet.weights.catalog import registry_data
 from hsnet.cli import main as cli
 from hsnet.errors import CheckpointError, HubError, WeightsNotFoundError
@@ -238,7 +239,9 @@ def test_convert_then_load_gives_the_original_outputs(resnet50: hsnet.HSNet, tmp
     config = json.loads((out / "config.json").read_text())
     assert (config["backbone"], config["benchmark"], config["fold"], config["image_size"], config["mask_support"]) \
         == ("resnet50", "pascal", 0, 400, True)
-    assert "drive.google.com" in config["source"] and "mean over the 4 folds" in json.dumps(config["metrics"])
+    # A file hsnet did not download from the authors is no more than that, whatever it is declared to be.
+    assert config["source"] == f"converted by hsnet from a local file best_model.pt (sha256 {file_sha256(tmp_path / 'best_model.pt')})"
+    assert config["metrics"] == {} and config["provenance"]["kind"] == "local file"
     with safe_open(str(out / "model.safetensors"), "pt") as f:
         assert not any(k.startswith(("backbone.fc.", "module.")) for k in f.keys())
     card = (out / "README.md").read_text()
@@ -273,7 +276,12 @@ def test_push_uploads_the_folder_and_never_prints_the_token(hub_env: FakeHub, hu
     output = capsys.readouterr()
     assert TOKEN not in output.out + output.err and "someone/my-hsnet" in output.out
     assert f"Bearer {TOKEN}" in hub_env.tokens_seen
-    assert hub_env.files("someone/my-hsnet") == {p.name: p.read_bytes() for p in hub_folder.iterdir()}
+    uploaded = hub_env.files("someone/my-hsnet")
+    assert sorted(uploaded) == ["README.md", "config.json", "model.safetensors"]
+    assert all(uploaded[name] == (hub_folder / name).read_bytes() for name in ("config.json", "model.safetensors"))
+    # hsnet's own card is uploaded with its usage example loading the repository it now lives in.
+    assert b'hsnet.from_pretrained("someone/my-hsnet")' in uploaded["README.md"]
+    assert b'from_pretrained("someone/my-hsnet")' not in (hub_folder / "README.md").read_bytes()
 
 
 def test_push_without_a_token_says_how_to_get_one(hub_env: FakeHub, hub_folder: Path) -> None:

@@ -49,8 +49,8 @@ def test_convert_refuses_an_existing_file_and_an_impossible_out(resnet50, tmp_pa
     torch.save(resnet50.state_dict(), best)
     taken = tmp_path / "taken"
     taken.write_text("mine")
-    for out, says in ((taken, "is an existing file; give a new folder name"),
-                      (taken / "below", "cannot create the folder .*Not a directory"),
+    for out, says in ((taken, "is an existing file, not a folder; give a new folder name"),
+                      (taken / "below", "cannot create the folder .*taken is a file, not a folder"),
                       (Path("/proc/hsnet-out"), "cannot create the folder"),
                       (tmp_path / ("o" * 300), "cannot create the folder .*File name too long")):
         code = cli(["convert", str(best), "--backbone", "resnet50", "--benchmark", "fss", "--out", str(out)])
