@@ -35,9 +35,19 @@ def _metrics_table(metrics: Mapping[str, Mapping[str, float]]) -> str:
     return "\n".join(lines)
 
 
+def _provenance(config: Mapping[str, object]) -> Mapping[str, object]:
+    """config.json's record of where the weights came from ({} for folders written before it existed)."""
+    origin = config.get("provenance")
+    return origin if isinstance(origin, Mapping) else {}
+
+
+def _kind(config: Mapping[str, object]) -> object:
+    return _provenance(config).get("kind")
+
+
 def _origin(config: Mapping[str, object]) -> str:
     """The "where these weights come from" paragraph: only what hsnet recorded, nothing it cannot know."""
-    origin = config.get("provenance") if isinstance(config.get("provenance"), Mapping) else {}
+    origin = _provenance(config)
     kind = origin.get("kind")
     if kind == "authors":
         return (f"These are the authors' released weights: hsnet downloaded `{origin.get('drive_path')}` from their "
@@ -55,8 +65,7 @@ def _origin(config: Mapping[str, object]) -> str:
 def _license(config: Mapping[str, object]) -> str:
     """The licence paragraph: what is known, and who can say more."""
     license = config.get("license", "unknown")
-    origin = config.get("provenance") if isinstance(config.get("provenance"), Mapping) else {}
-    if origin.get("kind") == "authors" and license == "unknown":
+    if _kind(config) == "authors" and license == "unknown":
         return (f"`license: unknown`. The authors' repository ({AUTHORS_CODE_URL}) states no licence for its code or "
                 "for these weights, which stay theirs: ask them before redistributing them. hsnet's own code is "
                 "MIT-licensed; that does not extend to these weights.")
@@ -90,8 +99,9 @@ def render_model_card(config: Mapping[str, object], repo_id: str | None = None) 
         facts.append("- Support feature masking: off (the authors' variant without it, Table 1, marked with a dagger); "
                      "hsnet reads `mask_support: false` from config.json and builds the model that way.")
     if bench_title:
-        facts.append(f"- Benchmark: {bench_title}" + ("" if fold is None else f", fold {fold} (its test classes were "
-                                                            "held out of training)") + ".")
+        declared = _kind(config) == "local file"
+        facts.append(f"- Benchmark{' (as declared when converting)' if declared else ''}: {bench_title}"
+                     + ("" if fold is None else f", fold {fold} (its test classes are held out of training)") + ".")
     name = repo_id or "path/to/this/folder"
     literal = json.dumps(name)  # also a valid Python string literal, whatever the name holds
     parts = [
@@ -111,7 +121,7 @@ def render_model_card(config: Mapping[str, object], repo_id: str | None = None) 
         "## Use it with hsnet",
         "These weights are read by hsnet (a Python package with a command line and an app), not by a library the "
         "Hub knows, so the Hub shows no snippet of its own. With hsnet installed:",
-        f"```python\nimport hsnet\n\nmodel = hsnet.from_pretrained({literal})  # downloaded once, then loaded from the cache\n"
+        f"```python\nimport hsnet\n\nmodel = hsnet.from_pretrained({literal})  # a Hub repo is downloaded once, then cached\n"
         "predictor = hsnet.Predictor(model)\n"
         "result = predictor.predict(\"query.jpg\", [\"support.jpg\"], [\"support_mask.png\"])\n"
         "result.mask  # (H, W) bool at the query's size: True where the support's object is\n```",

@@ -8,6 +8,7 @@ from __future__ import annotations
 import json
 import os
 import pickle
+import socket
 from pathlib import Path
 
 import pytest
@@ -17,6 +18,7 @@ from safetensors import safe_open
 
 import hsnet
 from hsnet import hub
+from hsnet.weights import hub as weights_hub
 from hsnet.weights.cache import file_sha256
 from hsnet.weights.catalog import registry_data
 from hsnet.cli import main as cli
@@ -288,6 +290,50 @@ def test_push_without_a_token_says_how_to_get_one(hub_env: FakeHub, hub_folder: 
     with pytest.raises(HubError, match="HF_TOKEN"):
         hub.push_to_hub(hub_folder, "someone/my-hsnet")
     assert hub_env.requests == []
+
+
+def closed_port() -> int:
+    """A port on 127.0.0.1 where nothing listens (bound, then released)."""
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        return probe.getsockname()[1]
+
+
+def test_push_without_a_network_is_one_line_naming_the_hub(hub_folder: Path, monkeypatch: pytest.MonkeyPatch,
+                                                          capsys: pytest.CaptureFixture[str]) -> None:
+    monkeypatch.setenv("HF_TOKEN", TOKEN)
+    url = f"http://127.0.0.1:{closed_port()}"
+    monkeypatch.setenv("HF_ENDPOINT", url)
+    monkeypatch.setattr(weights_hub, "_unreachable", {})
+    before = {p.name: p.read_bytes() for p in hub_folder.iterdir()}
+    assert cli(["push", str(hub_folder), "--repo-id", "someone/my-hsnet"]) == 2
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and "Traceback" not in err and TOKEN not in err
+    assert f"could not reach the Hugging Face Hub at {url}" in err and "run the push again" in err
+    # The connection breaking after the probe answered: the HTTP client's own error, also one line.
+    monkeypatch.setattr(weights_hub, "check_reachable", lambda advice: None)
+    assert cli(["push", str(hub_folder), "--repo-id", "someone/my-hsnet"]) == 2
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and f"uploading to someone/my-hsnet on {url} failed: the connection broke" in err
+    monkeypatch.setenv("HF_HUB_OFFLINE", "1")
+    with pytest.raises(HubError, match="HF_HUB_OFFLINE is set, which forbids uploads"):
+        hub.push_to_hub(hub_folder, "someone/my-hsnet")
+    assert {p.name: p.read_bytes() for p in hub_folder.iterdir()} == before
+
+
+def test_an_edited_card_is_uploaded_as_it_is(hub_env: FakeHub, hub_folder: Path, tmp_path: Path,
+                                             monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("HF_TOKEN", TOKEN)
+    edited = tmp_path / "edited"
+    edited.mkdir()
+    for name in ("model.safetensors", "config.json"):
+        (edited / name).symlink_to(hub_folder / name)
+    (edited / "README.md").write_text((hub_folder / "README.md").read_text() + "\nMy own notes.\n")
+    hub.push_to_hub(edited, "someone/edited")
+    assert hub_env.files("someone/edited")["README.md"] == (edited / "README.md").read_bytes()
+    (edited / "README.md").unlink()  # no card at all: hsnet writes one for the repository
+    hub.push_to_hub(edited, "someone/edited")
+    assert b'hsnet.from_pretrained("someone/edited")' in hub_env.files("someone/edited")["README.md"]
 
 
 def test_weights_command_lists_and_downloads(hub_env: FakeHub, hub_folder: Path,
