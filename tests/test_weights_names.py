@@ -37,6 +37,16 @@ def test_odd_paths_say_what_they_are(tmp_path: Path) -> None:
     loop = tmp_path / "loop"
     os.symlink(loop, loop)
     refused(str(loop), hsnet.CheckpointError, "is a loop of symbolic links")
+    refused(str(loop / "model.safetensors"), hsnet.CheckpointError, "is a loop of symbolic links")
+    ring = tmp_path / "ring-a"
+    os.symlink(tmp_path / "ring-b", ring)
+    os.symlink(ring, tmp_path / "ring-b")
+    refused(str(ring), hsnet.CheckpointError, "ring-a is a loop of symbolic links")
+    (tmp_path / "links").mkdir()
+    dangling = tmp_path / "links" / "best_model.pt"
+    os.symlink(tmp_path / "moved-away.pt", dangling)
+    refused(str(dangling), hsnet.CheckpointError, "is a symbolic link to .*moved-away.pt, which does "
+                                                  "not exist")
     refused("/dev/zero", hsnet.CheckpointError, "/dev/zero is not a regular file")
     refused("w" * 300, hsnet.WeightsNotFoundError, r"\(300 characters\) is no registry name and too long a file name")
     refused(str(tmp_path / ("w" * 300)), hsnet.WeightsNotFoundError, "too long a file name for this system")

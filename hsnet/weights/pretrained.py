@@ -130,7 +130,7 @@ def _local_path(text: str) -> Path | None:
     try:
         os.stat(path)
     except OSError as exc:
-        if exc.errno in (errno.ENOENT, errno.ENOTDIR):
+        if exc.errno in (errno.ENOENT, errno.ENOTDIR) and not os.path.islink(path):
             return None
         if exc.errno == errno.ENAMETOOLONG:
             if text in registry() or hub.REPO_ID.match(text):
