@@ -37,7 +37,8 @@ StateDict = Mapping[str, torch.Tensor]
 
 
 def file_problem(path: Path) -> str | None:
-    """Why ``path`` is not a readable regular file (missing, a loop, a dangling link, a folder, a device...), or None."""
+    """Why ``path`` is not a readable regular file (missing, a loop, a dangling link, a folder, a device...);
+    None when it is one."""
     try:
         info = path.stat()
     except OSError as exc:

@@ -121,12 +121,13 @@ def render_model_card(config: Mapping[str, object], repo_id: str | None = None) 
         "## Use it with hsnet",
         "These weights are read by hsnet (a Python package with a command line and an app), not by a library the "
         "Hub knows, so the Hub shows no snippet of its own. With hsnet installed:",
-        f"```python\nimport hsnet\n\nmodel = hsnet.from_pretrained({literal})  # a Hub repo is downloaded once, then cached\n"
+        f"```python\nimport hsnet\n\n"
+        f"model = hsnet.from_pretrained({literal})  # a Hub repo is downloaded once, then cached\n"
         "predictor = hsnet.Predictor(model)\n"
         "result = predictor.predict(\"query.jpg\", [\"support.jpg\"], [\"support_mask.png\"])\n"
         "result.mask  # (H, W) bool at the query's size: True where the support's object is\n```",
-        f"or `hsnet predict --weights {shlex.quote(name)} --query query.jpg --support support.jpg --support-mask support_mask.png "
-        "--out result/`.",
+        f"or `hsnet predict --weights {shlex.quote(name)} --query query.jpg --support support.jpg "
+        "--support-mask support_mask.png --out result/`.",
         "The files are `model.safetensors` (the state dict, without the unused ImageNet classifier head) and "
         "`config.json` (backbone, benchmark, fold, image size, support masking, licence and provenance); nothing in "
         "them is executable.",

@@ -242,7 +242,8 @@ def test_convert_then_load_gives_the_original_outputs(resnet50: hsnet.HSNet, tmp
     assert (config["backbone"], config["benchmark"], config["fold"], config["image_size"], config["mask_support"]) \
         == ("resnet50", "pascal", 0, 400, True)
     # A file hsnet did not download from the authors is no more than that, whatever it is declared to be.
-    assert config["source"] == f"converted by hsnet from a local file best_model.pt (sha256 {file_sha256(tmp_path / 'best_model.pt')})"
+    digest = file_sha256(tmp_path / "best_model.pt")
+    assert config["source"] == f"converted by hsnet from a local file best_model.pt (sha256 {digest})"
     assert config["metrics"] == {} and config["provenance"]["kind"] == "local file"
     with safe_open(str(out / "model.safetensors"), "pt") as f:
         assert not any(k.startswith(("backbone.fc.", "module.")) for k in f.keys())

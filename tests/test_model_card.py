@@ -31,7 +31,7 @@ def authors_numbers(name: str) -> set[str]:
     return {f"{v:.1f}" for values in (entry.miou or {}, entry.miou_mean_over_folds or {}) for v in values.values()}
 
 
-def convert(best: Path, out: Path, *flags: str) -> tuple[int, str, str]:
+def convert(best: Path, out: Path | str, *flags: str) -> tuple[int, str, str]:
     """``hsnet convert`` of ``best`` into ``out``: (exit code, stdout, stderr)."""
     import contextlib
     import io
@@ -176,8 +176,8 @@ def test_saved_weights_state_what_they_were_given(resnet50: hsnet.HSNet, tmp_pat
 
 # --- hsnet convert --out never overwrites what hsnet did not write (issue 23) ---
 
-def refused_out(best: Path, out: str, says: str, *flags: str) -> None:
-    code, _, err = convert(best, Path(out) if out else out, "--backbone", "resnet50", "--benchmark", "fss", *flags)
+def refused_out(best: Path, out: Path | str, says: str, *flags: str) -> None:
+    code, _, err = convert(best, out, "--backbone", "resnet50", "--benchmark", "fss", *flags)
     assert code == 2 and err.count("\n") == 1 and says in err, err
 
 
@@ -186,7 +186,7 @@ def test_an_empty_out_never_means_the_current_folder(resnet50_best: Path, empty_
     monkeypatch.chdir(tmp_path)
     (tmp_path / "README.md").write_text("my project")
     for out in ("", " "):
-        code, _, err = convert(resnet50_best, out, "--backbone", "resnet50", "--benchmark", "fss")  # type: ignore[arg-type]
+        code, _, err = convert(resnet50_best, out, "--backbone", "resnet50", "--benchmark", "fss")
         assert code == 2 and err.count("\n") == 1 and "the output folder is empty" in err
     refused_out(resnet50_best, ".", "it would replace README.md")
     assert sorted(p.name for p in tmp_path.iterdir()) == ["README.md"]

@@ -50,8 +50,9 @@ def save_pretrained(model: HSNet, directory: str | os.PathLike, *, benchmark: st
 
     ``image_size`` and ``mask_support`` default to the model's own. ``source`` says where the weights came
     from and ``metrics`` maps a label (e.g. ``"fold 0 validation"``) to mIoU (%) per shot setting: the card
-    states both as given. ``repo_id`` is what the card's usage example loads (default: ``directory``). A folder holding other files than
-    an earlier hsnet export is refused unless ``overwrite`` (and then only the three files are replaced).
+    states both as given. ``repo_id`` is what the card's usage example loads (default: ``directory``).
+    A folder holding anything but an earlier hsnet export is refused unless ``overwrite`` (and then only
+    the three files are replaced).
     """
     if benchmark is not None and benchmark not in BENCHMARKS:
         raise InputError(f"unknown benchmark {one_line(repr(benchmark), 40)}; use one of {', '.join(BENCHMARKS)}")
@@ -87,10 +88,7 @@ def _write_folder(model: HSNet, directory: str | os.PathLike, benchmark: str | N
                   image_size: int | None, mask_support: bool | None, origin: dict, license: str,
                   repo_id: str | None, overwrite: bool) -> Path:
     """Check everything, then write the three files of a Hub folder, each complete or not at all."""
-    if not isinstance(license, str) or not LICENSE_ID.match(license):
-        raise InputError(f"license {one_line(repr(license), 40)} is not a Hub license identifier; give one such as "
-                         f"mit, apache-2.0 or cc-by-4.0 (https://huggingface.co/docs/hub/repositories-licenses), "
-                         f"or {UNKNOWN_LICENSE}")
+    check_license(license)
     folder = check_output_folder(directory, overwrite)
     config = {
         "model_type": "hsnet",
@@ -112,6 +110,14 @@ def _write_folder(model: HSNet, directory: str | os.PathLike, benchmark: str | N
     return folder
 
 
+def check_license(license: object) -> None:
+    """Refuse a licence that is not of the form of the Hub's identifiers (``mit``, ``cc-by-4.0``, ``unknown``)."""
+    if not isinstance(license, str) or not LICENSE_ID.match(license):
+        raise InputError(f"license {one_line(repr(license), 40)} is not a Hub license identifier; give one such as "
+                         f"mit, apache-2.0 or cc-by-4.0 (https://huggingface.co/docs/hub/repositories-licenses), "
+                         f"or {UNKNOWN_LICENSE}")
+
+
 def write_files(folder: Path, contents: Mapping[str, bytes]) -> None:
     """Write each file under a temporary name, then rename them all into ``folder`` (created if needed).
 
@@ -124,8 +130,9 @@ def write_files(folder: Path, contents: Mapping[str, bytes]) -> None:
         folder.mkdir(parents=True, exist_ok=True)
     except OSError as exc:
         _remove_empty(created)
-        raise InputError(f"cannot create the folder {one_line(str(folder))} ({one_line(exc.strerror or str(exc), 60)}); "
-                         "give a writable path for --out") from exc
+        reason = one_line(exc.strerror or str(exc), 60)
+        raise InputError(f"cannot create the folder {one_line(str(folder))} ({reason}); give a writable path for "
+                         "--out") from exc
     try:
         for name, data in contents.items():
             temporary[name] = folder / f".{name}.{secrets.token_hex(4)}.partial"
@@ -134,10 +141,12 @@ def write_files(folder: Path, contents: Mapping[str, bytes]) -> None:
                 f.write(data)
         for name, path in temporary.items():
             os.replace(path, folder / name)
-    except OSError as exc:
+    except BaseException as exc:  # an interrupt as well: never leave a .partial file or an empty new folder
         for path in temporary.values():
             path.unlink(missing_ok=True)
         _remove_empty(created)
+        if not isinstance(exc, OSError):
+            raise
         advice = "free some space and try again" if exc.errno == errno.ENOSPC else "give a writable folder"
         raise InputError(f"cannot write {one_line(str(folder))} ({one_line(exc.strerror or str(exc), 60)}); "
                          f"no partial file was left; {advice}") from exc
@@ -189,8 +198,9 @@ def check_output_folder(out: str | os.PathLike, overwrite: bool = False) -> Path
     if kept and not overwrite and not is_export(folder):
         replaced = [name for name in WRITTEN if name in kept]
         what = f"it would replace {', '.join(replaced)}" if replaced else "its files would be mixed with the weights"
-        raise InputError(f"the folder {where} already holds {len(kept)} file(s) ({', '.join(one_line(n, 40) for n in kept[:3])}"
-                         f"{' ...' if len(kept) > 3 else ''}) and is not an earlier hsnet export: {what}; give a new "
+        shown = ", ".join(one_line(name, 40) for name in kept[:3]) + (" ..." if len(kept) > 3 else "")
+        raise InputError(f"the folder {where} already holds {len(kept)} file(s) ({shown}) and is not an earlier "
+                         f"hsnet export: {what}; give a new "
                          f"or empty folder, or pass --force (overwrite=True in Python) to write {', '.join(WRITTEN)} "
                          "into it anyway")
     return folder
@@ -297,6 +307,7 @@ def convert_checkpoint(checkpoint: str | os.PathLike, out: str | os.PathLike, *,
     ``out`` is refused when it is a file, or a folder holding anything but an earlier hsnet export
     (unless ``overwrite``); nothing is created before the checkpoint has loaded.
     """
+    check_license(license)
     check_output_folder(out, overwrite)
     model = _strict_model(checkpoint, backbone, benchmark, fold, mask_support)
     path = Path(checkpoint)
