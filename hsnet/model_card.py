@@ -122,7 +122,7 @@ def render_model_card(config: Mapping[str, object], repo_id: str | None = None) 
         "These weights are read by hsnet (a Python package with a command line and an app), not by a library the "
         "Hub knows, so the Hub shows no snippet of its own. With hsnet installed:",
         f"```python\nimport hsnet\n\n"
-        f"model = hsnet.from_pretrained({literal})  # a Hub repo is downloaded once, then cached\n"
+        f"model = hsnet.from_pretrained({literal})  # fetched once if remote, then cached\n"
         "predictor = hsnet.Predictor(model)\n"
         "result = predictor.predict(\"query.jpg\", [\"support.jpg\"], [\"support_mask.png\"])\n"
         "result.mask  # (H, W) bool at the query's size: True where the support's object is\n```",

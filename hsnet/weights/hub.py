@@ -16,7 +16,6 @@ import urllib.request
 from pathlib import Path
 
 from huggingface_hub import CommitOperationAdd, HfApi, constants, get_token, hf_hub_download
-from huggingface_hub.errors import HTTPError as TransportError  # the HTTP client's base error, for this version
 from huggingface_hub.errors import (
     GatedRepoError,
     HfHubHTTPError,
@@ -25,6 +24,7 @@ from huggingface_hub.errors import (
     RepositoryNotFoundError,
     RevisionNotFoundError,
 )
+from huggingface_hub.errors import HTTPError as TransportError  # the base error of the HTTP client it uses
 
 from ..checkpoint import present
 from ..errors import CheckpointError, HubError, WeightsNotFoundError, describe, one_line

@@ -20,9 +20,9 @@ from huggingface_hub import try_to_load_from_cache
 from ..checkpoint import check_weights_file, present, read_state_dict
 from ..errors import CheckpointError, InputError, WeightsNotFoundError, one_line
 from ..model import HSNet
+from ..runtime import resolve_device
 from . import cache, drive, hub
 from .catalog import HUB_ORG_ENV, WeightsEntry, registry, unknown_name
-from ..runtime import resolve_device
 from .folder import AUTHORS_CHECKPOINT_NAME, CONFIG_NAME, WEIGHTS_NAME, convert_download, load_folder, load_state
 
 
