@@ -58,15 +58,20 @@ class WeightsMenu:
     def shown(self, value: Any) -> str:
         """The menu name of ``value`` (a menu name, or the operator's own setting); InputError otherwise."""
         if not isinstance(value, str) or not value.strip():
-            raise InputError(f"no weights given; send one of {', '.join(self.sources)} (or leave it out for "
-                             f"{self.default})")
+            raise InputError(f"no weights given; send a name from the Checkpoint menu ({self._some()}), or leave "
+                             "it out for the server's own")
         if value in self.sources:
             return value
         for name, source in self.sources.items():
             if source == value:
                 return name
         said = one_line(PurePath(value.replace("\\", "/")).name or value, 60)  # never checked against the disk
-        raise InputError(f"unknown weights {said!r}; choose one of {', '.join(self.sources)}")
+        raise InputError(f"unknown weights {said!r}; send a name from the Checkpoint menu ({self._some()}), or leave "
+                         "it out for the server's own")
+
+    def _some(self) -> str:
+        names = list(self.sources)
+        return ", ".join(names[:3]) + (f" or {len(names) - 3} more" if len(names) > 3 else "")
 
     def source(self, value: Any) -> str:
         """What the server loads for ``value`` (InputError for a name that is not on the menu)."""
