@@ -185,7 +185,7 @@ def build_demo(default_weights: str, episodes: Sequence[Episode], masks: MaskFil
                       **model_queue)
         for component in (query, *editors, *uploads):
             component.upload(make_upload_check(component, error), {component}, [error], preprocess=False,
-                             api_name=False, queue=False, show_progress="hidden")
+                             api_name=False, show_progress="hidden", concurrency_limit=4, concurrency_id="checks")
         clicked, typed = make_explore(page)
         probe_outputs = [outputs["result"], outputs["probe"], views, state, probe_x, probe_y]
         explore_queue = {"concurrency_limit": 4, "concurrency_id": "explore", "api_name": False,
@@ -199,7 +199,9 @@ def build_demo(default_weights: str, episodes: Sequence[Episode], masks: MaskFil
                     api_name=False, concurrency_limit=4, concurrency_id="explore")
         label_run.click(make_label(menu, masks), [photos, weights, rule, *editors, *uploads, category],
                         [labelled, label_progress, label_zip], api_name="label_many",
-                        show_progress_on=[label_progress], **model_queue)
+                        show_progress_on=[label_progress], **model_queue).then(
+            lambda archive: gr.DownloadButton(interactive=archive is not None), label_zip, label_zip, api_name=False,
+            queue=False, show_progress="hidden")
         banner = make_banner(menu)
         gr.on([demo.load, weights.change], banner, [weights], [status, poll], api_name=False, queue=False,
               show_progress="hidden")

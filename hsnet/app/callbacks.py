@@ -208,7 +208,7 @@ def make_label(menu: Any, masks: MaskFiles) -> Callable[..., Iterator[tuple]]:
         segment = functools.partial(label_batch, source, images, support_masks, rule)
         folder = masks.answer_folder()
         gallery: list[tuple[str, str]] = []
-        yield gallery, "Starting…", gr.DownloadButton(value=None, interactive=False)
+        yield gallery, "Starting…", None
         for update in label_many(segment, photos, folder, category=(category or "").strip() or "object"):
             progress(update.done / max(update.total, 1), desc=f"{update.done} of {update.total} labelled")
             if update.overlay is not None:  # a finished file: the browser never fetches one still being written
@@ -216,7 +216,7 @@ def make_label(menu: Any, masks: MaskFiles) -> Callable[..., Iterator[tuple]]:
                                 update.name))
             finished = update.archive is not None
             yield (gallery, label_status(update.done, update.total, update.skipped, finished),
-                   gr.DownloadButton(value=str(update.archive) if finished else None, interactive=finished))
+                   str(update.archive) if finished else None)
 
     return label
 

@@ -11,7 +11,7 @@ CSS = """
 .hs-grid {display: grid; grid-template-columns: repeat(auto-fill, minmax(130px, 1fr)); gap: 8px}
 .hs-probe-head {display: flex; flex-wrap: wrap; gap: 12px; align-items: flex-end}
 /* Labels above the pictures rather than floating over them. */
-#result-image label.float, #probability-image label.float, #vote-map label.float, .hs-gallery label.float
+#result label.float, #probability label.float, #vote-map label.float, .hs-gallery label.float
   {position: static !important; margin: var(--block-label-margin)}
 .hs-gallery .grid-container {padding-top: 0 !important}
 /* A clicked map opens large: the gallery grows while it previews one picture. */
@@ -31,7 +31,7 @@ CSS = """
 .hs-gallery .grid-container {grid-template-columns: repeat(auto-fill, minmax(150px, 1fr)) !important;
   grid-auto-rows: auto !important; height: auto !important}
 .hs-gallery .grid-wrap {height: auto !important; max-height: none !important; overflow: visible !important}
-#mask-file .file-name, #mask-file td {white-space: normal !important; overflow-wrap: anywhere; text-overflow: clip}
+#mask-png .file-name, #mask-png td {white-space: normal !important; overflow-wrap: anywhere; text-overflow: clip}
 .hs-error {padding: 0.6rem 0.9rem; border-radius: 8px; background: #fdecea; color: #7a1a12; border: 1px solid #f5c2bd}
 /* A hovered or focused thumbnail keeps its caption readable (Gradio dims it). */
 .hs-gallery .thumbnail-item:hover, .hs-gallery .thumbnail-item:focus {opacity: 1 !important}

@@ -146,7 +146,9 @@ def label_many(segment: Segment, files: Sequence[str | os.PathLike], workdir: Pa
             batch = []
             for name, path in queries[start: start + batch_size]:
                 try:
-                    batch.append((name, load_rgb(path, f"photo {one_line(name, 60)}")))
+                    # load_rgb names the file itself; a zip member's file has a number for a name, so say which
+                    what = "photo" if path.name == PurePosixPath(name).name else f"photo {one_line(name, 60)} as"
+                    batch.append((name, load_rgb(path, what)))
                 except HSNetError as exc:
                     skipped[name] = str(exc)
             for (name, image), mask in zip(batch, segment_each(segment, [image for _, image in batch])):
