@@ -64,7 +64,10 @@ def colourbar(scale: ColourScale, width: int = 360, ticks: int = 5) -> Image.Ima
     height = pad + font_size + 6 + bar_height + 4 + font_size + pad
     out = Image.new("RGB", (width, height), BACKGROUND)
     draw = ImageDraw.Draw(out)
-    draw.text((pad, pad), scale.label, fill=TEXT_COLOR, font=font)
+    label_size = font_size  # the label shrinks to the bar's width rather than being cut off
+    while label_size > 10 and draw.textlength(scale.label, font=_font(label_size)) > width - 2 * pad:
+        label_size -= 1
+    draw.text((pad, pad + font_size - label_size), scale.label, fill=TEXT_COLOR, font=_font(label_size))
     top = pad + font_size + 6
     ramp = np.linspace(scale.vmin, scale.vmax, width - 2 * pad, dtype=np.float32)[None].repeat(bar_height, axis=0)
     out.paste(scale.colorize(ramp), (pad, top))

@@ -45,7 +45,7 @@ CSS = """
   box-shadow: 0 0 0 100vmax rgba(0, 0, 0, 0.6)}
 /* A layer map's larger view stays on screen with its close button, on a phone and for wide maps. */
 .hs-gallery .preview {max-height: 85vh !important}
-.hs-gallery .preview img {max-height: 70vh !important; object-fit: contain !important}
+.hs-gallery .preview img {max-height: 60vh !important; object-fit: contain !important}
 .hs-gallery .preview .icon-buttons, .hs-gallery .preview button[aria-label] {z-index: 20}
 #weights-menu {min-width: min(100%, 340px)}
 /* Editor labels above the canvas, never under its toolbar. */
@@ -94,6 +94,12 @@ HEAD = """
     });
   };
   new MutationObserver(name).observe(document.documentElement, {childList: true, subtree: true});
+  // A map's larger view opens in place: bring the whole gallery, close button included, into view.
+  document.addEventListener('click', (event) => {
+    const item = event.target.closest && event.target.closest('.hs-gallery .thumbnail-item');
+    const gallery = item && item.closest('.hs-gallery');
+    if (gallery) setTimeout(() => gallery.scrollIntoView({behavior: 'instant', block: 'start'}), 120);
+  }, true);
   // Gradio's dropdown drops keyboard focus on the page body when left with Tab: move it on to the next control.
   document.addEventListener('keydown', (event) => {
     const menu = event.target.closest && event.target.closest('.hs-keep-focus');
