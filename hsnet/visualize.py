@@ -58,7 +58,7 @@ def _font(size: int) -> ImageFont.ImageFont | ImageFont.FreeTypeFont:
 def colourbar(scale: ColourScale, width: int = 360, ticks: int = 5) -> Image.Image:
     """A horizontal colourbar with tick values and the scale's label, on white; its text grows with ``width``,
     so that it stays at least 12 px high when a 1024 px picture is shown 350 px wide (a phone)."""
-    font_size = max(16, round(width / 24))
+    font_size = max(20, round(width / 24))
     pad, bar_height = font_size // 2 + 4, font_size
     font = _font(font_size)
     height = pad + font_size + 6 + bar_height + 4 + font_size + pad

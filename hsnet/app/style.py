@@ -45,6 +45,7 @@ CSS = """
   box-shadow: 0 0 0 100vmax rgba(0, 0, 0, 0.6)}
 /* A layer map's larger view stays on screen with its close button, on a phone and for wide maps. */
 .hs-gallery .preview {max-height: 85vh !important}
+.hs-gallery:has(.preview) .grid-wrap {display: none !important}
 .hs-gallery .preview img {max-height: 60vh !important; object-fit: contain !important}
 .hs-gallery .preview .icon-buttons, .hs-gallery .preview button[aria-label] {z-index: 20}
 #weights-menu {min-width: min(100%, 340px)}
