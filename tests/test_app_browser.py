@@ -117,6 +117,11 @@ UNNAMED = """() => [
      .map(i => `an image without alt text in ${i.closest('[id]')?.id}`),
   ...[...document.querySelectorAll('canvas')].filter(c => !(c.getAttribute('aria-label') || '').trim())
      .map(c => `a canvas without a name in ${c.closest('[id]')?.id}`),
+  ...[...document.querySelectorAll('img')].filter(i => i.getBoundingClientRect().width && i.alt.trim() === 'picture')
+     .map(i => `an image called only "picture" in ${i.closest('[id]')?.id}`),
+  ...[...document.querySelectorAll('button')].filter(b => b.getBoundingClientRect().width && b.querySelector('img')
+       && !b.textContent.trim() && !(b.getAttribute('aria-label') || '').trim())
+     .map(b => `a picture button without a name in ${b.closest('[id]')?.id}`),
 ]"""
 
 
@@ -240,6 +245,10 @@ def test_text_meets_wcag_aa_contrast_and_pictures_have_names(explored) -> None:
         failures = page.evaluate(CONTRAST)
         assert failures == [], f"{tab}: {failures}"
         assert page.evaluate(UNNAMED) == [], tab
+    page.get_by_role("tab", name="Layers").click()
+    page.locator("#level-3 .thumbnail-item").first.hover()  # a hovered caption stays readable
+    page.wait_for_timeout(300)
+    assert page.evaluate(CONTRAST) == [], "with a layer map hovered"
 
 
 def test_the_download_is_named_in_full(explored) -> None:
@@ -287,7 +296,9 @@ def test_the_keyboard_moves_on_from_the_checkpoint_menu(explored) -> None:
     page = explored
     page.locator("#weights-menu input").focus()
     page.keyboard.press("Tab")
-    page.wait_for_timeout(300)
+    page.wait_for_function("() => document.activeElement && document.activeElement !== document.body && "
+                           "!document.querySelector('#weights-menu').contains(document.activeElement)",
+                           timeout=10_000)
     focused = page.evaluate("() => document.activeElement.closest('[id], fieldset')?.textContent.slice(0, 40) || "
                             "document.activeElement.tagName")
     assert "K-shot rule" in focused, f"after the checkpoint menu, Tab went to {focused!r}"
@@ -333,7 +344,7 @@ def test_loading_weights_shows_progress_then_a_failure_without_server_details(br
         page.goto(served.url)
         banner = page.locator("#weights-banner")
         expect(banner.locator(".hs-wait")).to_be_visible(timeout=30_000)
-        expect(banner).to_contain_text("Loading weights someone/hsnet-not-cached")
+        expect(banner).to_contain_text("Loading checkpoint someone/hsnet-not-cached")
         expect(banner.locator("progress")).to_be_attached()
         ARTIFACTS.mkdir(exist_ok=True)
         page.screenshot(path=str(ARTIFACTS / "app-loading.png"))
@@ -368,7 +379,8 @@ def test_an_error_stays_under_segment_clears_stale_pictures_and_goes_with_the_ne
     notes = tmp_path / "notes.jpg"
     notes.write_text("a text file with a photo's name\n")
     page.locator("#support-editor-1 input[type=file]").first.set_input_files(str(notes))
-    expect(message).to_contain_text("support 1", timeout=60_000)  # said at once, before any Segment
+    expect(page.locator("#support-editor-1 .hs-upload-error")).to_contain_text(
+        "Support 1: notes.jpg is not an image", timeout=60_000)  # said at once, by the editor
     page.locator("#query-image input[type=file]").set_input_files(str(notes))
     expect(message).to_contain_text("query image", timeout=60_000)
     page.get_by_role("button", name="Segment", exact=True).click()

@@ -112,8 +112,8 @@ def make_segment_api(menu: Any, masks: MaskFiles) -> Callable[..., tuple]:
     return segment
 
 
-def make_explore(page: Page) -> Callable[..., dict[Component, Any]]:
-    """A probe of one query point (a click on the result, or x and y typed and Probe pressed)."""
+def make_explore(page: Page) -> tuple[Callable[..., dict[Component, Any]], Callable[..., dict[Component, Any]]]:
+    """A probe of one query point: (on a click on the result, on x and y typed and Probe pressed)."""
 
     def probe(values: dict[Component, Any], x: float, y: float) -> dict[Component, Any]:
         view: Exploration | None = values.get(page.state)

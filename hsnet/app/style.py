@@ -95,6 +95,24 @@ HEAD = """
     });
   };
   new MutationObserver(name).observe(document.documentElement, {childList: true, subtree: true});
+  // A support editor reads its picture in the browser and shows nothing for a file that is not one: say so.
+  document.addEventListener('change', async (event) => {
+    const input = event.target;
+    const block = input instanceof HTMLInputElement && input.type === 'file' &&
+      input.closest('[id^=support-editor-]');
+    if (!block) return;
+    block.querySelectorAll('.hs-upload-error').forEach((old) => old.remove());
+    for (const file of input.files) {
+      try { (await createImageBitmap(file)).close(); } catch (error) {
+        const note = document.createElement('div');
+        note.className = 'hs-error hs-upload-error';
+        note.setAttribute('role', 'alert');
+        note.textContent = `Support ${block.id.slice(-1)}: ${file.name} is not an image that can be read; ` +
+          'upload a PNG or JPEG.';
+        block.prepend(note);
+      }
+    }
+  }, true);
   // A map's larger view opens in place: bring the whole gallery, close button included, into view.
   document.addEventListener('click', (event) => {
     const item = event.target.closest && event.target.closest('.hs-gallery .thumbnail-item');
