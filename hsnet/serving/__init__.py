@@ -5,7 +5,8 @@
 - ``uploads``: checks on uploads, brush layers and ``data:`` URLs from their headers, before decoding.
 - ``guards``: those checks wired into Gradio (component wrappers, a request size limit); imports gradio.
 - ``files``: the per-process folder for visitors' files, Gradio's cache sweep, downloadable masks.
-- ``label_many``: the "Label many" backend, bounded in count (MAX_LABEL_QUERIES) and bytes (MAX_LABEL_BYTES).
+- ``label_many``: the "Label many" backend (hsnet.labeling's loop), bounded in count (MAX_LABEL_QUERIES) and bytes
+  (MAX_LABEL_BYTES).
 
 How app.py uses it (one store of each kind per process, at module level, so that a
 ZeroGPU worker sees them; the GPU step receives the weights NAME):
@@ -26,10 +27,12 @@ ZeroGPU worker sees them; the GPU step receives the weights NAME):
                 f"support {i}"), guards.guard_image(gr.Image(...), f"support {i} mask")
     gr.Blocks(delete_cache=files.DELETE_CACHE); demo.launch(**guards.launch_kwargs(), ...)
     label many: for update in label_many(predictor_segmenter(predictor, supports), files, MASKS.answer_folder()):
-                gallery += [(update.overlay, update.name)]; the last update has .archive (the zip) and .skipped
+                gallery += [(update.overlay, update.name)] (a complete thumbnail file); the last update has
+                .archive (the dataset zipped, complete) and .skipped
 """
 from .files import DELETE_CACHE, MaskFiles, private_temp_dir
-from .label_many import MAX_LABEL_BYTES, MAX_LABEL_QUERIES, LabelUpdate, label_many, predictor_segmenter
+from ..labeling import predictor_segmenter
+from .label_many import MAX_LABEL_BYTES, MAX_LABEL_QUERIES, LabelUpdate, label_many
 from .models import LoadState, ModelStore, WeightsNotReadyError, load_predictor, public_name
 from .probes import PROBE_BUDGET_BYTES, Probe, ProbeExpiredError, ProbeStore, point_maps
 from .uploads import MAX_BRUSH_LAYERS, MAX_UPLOAD, MAX_UPLOAD_BYTES
