@@ -1,6 +1,6 @@
 """Load test of the Gradio app: many concurrent clients on 127.0.0.1, every answer checked, memory watched.
 
-Starts ``app.py`` (through ``hsnet.serving.loadtest``) in a subprocess on a free local
+Starts ``app.py`` (through ``loadkit.py`` beside this file) in a subprocess on a free local
 port with a seeded random ResNet-50 checkpoint (nothing is downloaded), lets
 ``--clients`` gradio_client clients send ``/segment`` requests until ``--requests`` are
 answered or ``--max-seconds`` pass, and checks every answer: the mask file must have
@@ -49,7 +49,7 @@ import time
 from dataclasses import asdict
 from pathlib import Path
 
-from hsnet.serving.loadtest import (
+from loadkit import (
     APP_IMAGE_SIZE,
     QUERY_SIZES,
     Report,

@@ -18,7 +18,7 @@ from pathlib import Path
 
 import pytest
 
-from hsnet.serving import loadtest
+import loadkit as loadtest
 
 ROOT = Path(__file__).resolve().parent.parent
 

@@ -1,6 +1,6 @@
 """The app under concurrent clients and hostile uploads: every answer right, memory flat, still serving.
 
-A small version of ``benchmarks/load_test.py`` (both run on ``hsnet.serving.loadtest``): app.py on 127.0.0.1 with
+A small version of ``benchmarks/load_test.py`` (both run on ``benchmarks/loadkit.py``): app.py on 127.0.0.1 with
 the model's input at 64x64 so that a request costs a fraction of a second on a CPU; 8
 gradio_client clients; each is answered once as a warm-up, then 16 more requests are
 checked; uploads over the limit, unreadable uploads and empty masks get a message and the
@@ -18,9 +18,8 @@ import pytest
 from gradio_client.exceptions import AppError
 from PIL import Image
 
+import loadkit
 from crafted_files import png_claiming
-
-from hsnet.serving import loadtest
 
 pytest_plugins = ["app_fixtures"]
 APP_FILE = Path(__file__).resolve().parent.parent / "app.py"
@@ -46,29 +45,29 @@ HOSTILE_LAYER_SIDE = 1500
 
 @pytest.fixture(scope="module")
 def server(app_checkpoint: Path, tmp_path_factory: pytest.TempPathFactory):
-    with loadtest.app_server(APP_FILE, app_checkpoint, IMAGE_SIZE, tmp_path_factory.mktemp("load-app")) as served:
+    with loadkit.app_server(APP_FILE, app_checkpoint, IMAGE_SIZE, tmp_path_factory.mktemp("load-app")) as served:
         yield served
 
 
 @pytest.fixture(scope="module")
-def inputs(tmp_path_factory: pytest.TempPathFactory) -> loadtest.Inputs:
+def inputs(tmp_path_factory: pytest.TempPathFactory) -> loadkit.Inputs:
     """A distinct query photo per request: identical answers served concurrently hit a Gradio cache race
     (see docs/robustness.md), which this test is not about."""
-    return loadtest.make_inputs(tmp_path_factory.mktemp("load-inputs"), CLIENTS + REQUESTS)
+    return loadkit.make_inputs(tmp_path_factory.mktemp("load-inputs"), CLIENTS + REQUESTS)
 
 
 @pytest.fixture
-def client(server: loadtest.Server, tmp_path: Path):
-    return loadtest.connect(server.url, tmp_path)
+def client(server: loadkit.Server, tmp_path: Path):
+    return loadkit.connect(server.url, tmp_path)
 
 
-def assert_still_serving(client, inputs: loadtest.Inputs, weights: Path) -> None:
+def assert_still_serving(client, inputs: loadkit.Inputs, weights: Path) -> None:
     query, size = inputs.queries[0]
-    assert loadtest.check_answer(loadtest.segment(client, query, inputs.support, inputs.mask, str(weights)), size) is None
+    assert loadkit.check_answer(loadkit.segment(client, query, inputs.support, inputs.mask, str(weights)), size) is None
 
 
 def test_concurrent_clients_are_all_answered_correctly(server, inputs, app_checkpoint: Path, tmp_path: Path) -> None:
-    report = loadtest.run_load(server, inputs, str(app_checkpoint), CLIENTS, REQUESTS, max_seconds=240,
+    report = loadkit.run_load(server, inputs, str(app_checkpoint), CLIENTS, REQUESTS, max_seconds=240,
                                 downloads=tmp_path, rss_tolerance_mb=RSS_TOLERANCE_MB, image_size=IMAGE_SIZE)
     assert report.failed == 0 and report.wrong == 0, report.errors
     assert report.answered == REQUESTS
@@ -93,7 +92,7 @@ def test_a_bad_query_upload_gets_a_message_and_the_app_keeps_serving(
         client, inputs, app_checkpoint: Path, tmp_path: Path, name: str, content: bytes, expected: str) -> None:
     (tmp_path / name).write_bytes(content)
     with pytest.raises(AppError, match=expected):
-        loadtest.segment(client, tmp_path / name, inputs.support, inputs.mask, str(app_checkpoint))
+        loadkit.segment(client, tmp_path / name, inputs.support, inputs.mask, str(app_checkpoint))
     assert_still_serving(client, inputs, app_checkpoint)
 
 
@@ -101,15 +100,15 @@ def test_an_empty_mask_gets_a_message_and_the_app_keeps_serving(client, inputs, 
     Image.new("L", (32, 24)).save(tmp_path / "empty.png")
     query, _ = inputs.queries[1]
     with pytest.raises(AppError, match="marks no pixels"):
-        loadtest.segment(client, query, inputs.support, tmp_path / "empty.png", str(app_checkpoint))
+        loadkit.segment(client, query, inputs.support, tmp_path / "empty.png", str(app_checkpoint))
     assert_still_serving(client, inputs, app_checkpoint)
 
 
 @pytest.mark.slow
 def test_new_sessions_with_large_queries_stay_within_the_memory_budget(server, app_checkpoint: Path,
                                                                         tmp_path: Path) -> None:
-    inputs = loadtest.make_inputs(tmp_path, 2 + SOAK_SESSIONS, large_size=SOAK_QUERY)
-    report = loadtest.run_load(server, inputs, str(app_checkpoint), 2, SOAK_SESSIONS, max_seconds=240,
+    inputs = loadkit.make_inputs(tmp_path, 2 + SOAK_SESSIONS, large_size=SOAK_QUERY)
+    report = loadkit.run_load(server, inputs, str(app_checkpoint), 2, SOAK_SESSIONS, max_seconds=240,
                                 downloads=tmp_path / "downloads", rss_tolerance_mb=SOAK_BUDGET_MB,
                                 image_size=IMAGE_SIZE, new_sessions=True)
     assert report.failed == 0 and report.wrong == 0, report.errors
@@ -121,18 +120,18 @@ def test_new_sessions_with_large_queries_stay_within_the_memory_budget(server, a
 @pytest.mark.slow
 def test_hostile_requests_are_refused_without_a_memory_spike(server, inputs, app_checkpoint: Path,
                                                               tmp_path: Path) -> None:
-    cases = loadtest.run_hostile(server, inputs, str(app_checkpoint), tmp_path / "downloads", tmp_path,
+    cases = loadkit.run_hostile(server, inputs, str(app_checkpoint), tmp_path / "downloads", tmp_path,
                                   HOSTILE_LAYER_SIDE, HOSTILE_PEAK_BUDGET_MB)
     assert [c["case"] for c in cases if not c["passed"]] == [], cases
 
 
 @pytest.mark.slow
 def test_nothing_a_visitor_sent_outlives_the_app(app_checkpoint: Path, launch_app, tmp_path: Path) -> None:
-    inputs = loadtest.make_inputs(tmp_path, 1)
+    inputs = loadkit.make_inputs(tmp_path, 1)
     with launch_app(app_checkpoint, tmp_path / "app.log") as served:
-        client = loadtest.connect(served.url, tmp_path / "downloads")
+        client = loadkit.connect(served.url, tmp_path / "downloads")
         query, size = inputs.queries[0]
-        assert loadtest.check_answer(loadtest.segment(client, query, inputs.support, inputs.mask,
+        assert loadkit.check_answer(loadkit.segment(client, query, inputs.support, inputs.mask,
                                                         str(app_checkpoint)), size) is None
         kept = [p.name for p in served.tmp.rglob("*") if p.is_file()]
         assert query.name in kept and "support.png" in kept  # the uploads live in the process's folder meanwhile

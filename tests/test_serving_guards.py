@@ -24,7 +24,7 @@ from PIL import Image
 
 from crafted_files import png_claiming
 from hsnet.serving.guards import MAX_PENDING_EDIT_BYTES, MAX_PENDING_EDITS
-from hsnet.serving.loadtest import free_port
+from loadkit import free_port
 
 pytestmark = [pytest.mark.slow, pytest.mark.timeout(300)]
 ROOT = Path(__file__).resolve().parent.parent

@@ -1,10 +1,11 @@
 """Load and soak testing of a served hsnet app: app.py on 127.0.0.1, gradio_client visitors, answers checked, memory watched.
 
-Shared by the app's tests and ``benchmarks/load_test.py`` (which adds the command line and the
-reports). ``app_server`` runs the app in a subprocess (``python -m hsnet.serving.loadtest APP PORT
-SIDE``) on a free local port with a given checkpoint; ``run_load`` sends ``/segment`` requests from
-many clients (or new sessions), ``run_latency`` times one visitor, ``run_hostile`` sends requests a
-visitor can make within the upload limit and checks each is refused without a memory spike.
+A test and benchmark harness, not part of the package: ``benchmarks/load_test.py`` imports it as its
+neighbour and the tests through pytest's ``pythonpath`` (pyproject.toml). ``app_server`` runs the app in
+a subprocess (``python benchmarks/loadkit.py APP PORT``) on a free local port with a given checkpoint;
+``run_load`` sends ``/segment`` requests from many clients (or new sessions), ``run_latency`` times one
+visitor, ``run_hostile`` sends requests a visitor can make within the upload limit and checks each is
+refused without a memory spike.
 """
 from __future__ import annotations
 
@@ -50,6 +51,7 @@ def serve(app_file: str, port: int) -> None:
     libc = ctypes.CDLL(ctypes.util.find_library("c"))
     signal.signal(signal.SIGUSR1, lambda *_: libc.malloc_trim(0))
     sys.argv = [app_file, "--port", str(port)]
+    sys.path[0] = str(Path(app_file).resolve().parent)  # as `python app.py` has it, not this file's folder
     runpy.run_path(app_file, run_name="__main__")
 
 
@@ -117,7 +119,7 @@ def app_server(app_file: Path, weights: Path, image_size: int, workdir: Path) ->
     env = {**os.environ, "HSNET_WEIGHTS": str(weights), "GRADIO_SERVER_NAME": "127.0.0.1", "HF_HUB_OFFLINE": "1",
            "GRADIO_ANALYTICS_ENABLED": "False", "GRADIO_TEMP_DIR": str(workdir / "server-files"),
            "PYTHONUNBUFFERED": "1", "HSNET_IMAGE_SIZE": str(image_size)}
-    command = [sys.executable, "-m", __name__, str(app_file), str(port)]
+    command = [sys.executable, str(Path(__file__).resolve()), str(app_file), str(port)]
     url, log = f"http://127.0.0.1:{port}/", workdir / "app.log"
     with running_server(command, env, log, url, cwd=app_file.parent) as process:
         yield Server(url, process.pid, log)
