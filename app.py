@@ -28,7 +28,6 @@ from typing import Any, TypeVar
 
 import gradio as gr
 import numpy as np
-import torch
 from PIL import Image
 
 from hsnet import hub
@@ -53,6 +52,7 @@ from hsnet.serving import (
     public_name,
 )
 from hsnet.serving.guards import guard_editor, guard_image, launch_kwargs
+from hsnet.serving.queues import EXPLORE_QUEUE, LABEL_CHUNK, LABEL_QUEUE, QUEUE, SEGMENT_QUEUE, TURNS
 from hsnet.visualize import (
     ColourScale,
     colourbar,
@@ -91,7 +91,6 @@ THUMB_SIDE = 256  # longest side of each per-layer heatmap
 PROBE_TILE = 160  # longest side of each probe heatmap
 LEVELS = (4, 3, 2)  # pyramid levels, deepest first, as the model stacks them
 PAPER = "https://arxiv.org/abs/2104.01538"
-ON_CUDA = torch.cuda.is_available()
 OVER_PHOTO, ALONE = "over the photo", "alone"
 F = TypeVar("F", bound=Callable[..., Any])
 
@@ -376,6 +375,7 @@ def probe_point(probe: Probe, x: float, y: float) -> list[list[LayerMap]]:
     return point_maps(STORE.predictor(probe.weights), probe, x, y)
 
 
+@TURNS.between
 @on_gpu
 def label_batch(source: str, images: list[Image.Image], masks: list[np.ndarray], rule: str,
                 queries: list[Image.Image]) -> list[np.ndarray]:
@@ -509,6 +509,7 @@ def wait_for_weights(source: str, progress: gr.Progress) -> None:
 def make_segment(menu: WeightsMenu, masks: MaskFiles) -> Callable[..., tuple]:
     """The Segment button's callback; its parameter names are the `/segment` API's (kept for existing clients)."""
 
+    @TURNS.first
     @friendly
     def segment(query: str | None, weights: str, rule: str,
                 support_1: dict | None = None, support_2: dict | None = None, support_3: dict | None = None,
@@ -561,7 +562,8 @@ def make_label(menu: WeightsMenu, masks: MaskFiles) -> Callable[..., Iterator[tu
         segment = functools.partial(label_batch, source, images, support_masks, rule)
         gallery: list[tuple[Image.Image, str]] = []
         yield gallery, "Starting…", None
-        for update in label_many(segment, photos, masks.answer_folder(), category=category.strip() or "object"):
+        for update in label_many(segment, photos, masks.answer_folder(), category=category.strip() or "object",
+                                 batch_size=LABEL_CHUNK):
             progress(update.done / max(update.total, 1), desc=f"{update.done} of {update.total} labelled")
             if update.overlay is not None:
                 gallery.append((update.overlay, update.name))
@@ -577,6 +579,7 @@ def astuple_shallow(answer: SegmentAnswer) -> tuple:
     return tuple(getattr(answer, f.name) for f in fields(answer))
 
 
+@TURNS.first
 @friendly
 def explore(state: Exploration | None, mode: str, evt: gr.SelectData) -> tuple:
     """A click on the result: the marker where it landed, and that point's correlation with every support pixel."""
@@ -855,19 +858,16 @@ def build_demo(default_weights: str, episodes: Sequence[Episode], masks: MaskFil
         segment_outputs = [result, probability, mask_file, summary_box, *levels, layer_scale, shots, vote, state]
         run.click(lambda: PROBE_EMPTY, None, probe, api_name=False, queue=False)
         run.click(make_segment(menu, masks), [query, weights, rule, *editors, *uploads, mode], segment_outputs,
-                  api_name="segment", concurrency_limit=2 if ON_CUDA else 1, concurrency_id="model",
+                  api_name="segment", **SEGMENT_QUEUE,
                   show_progress_on=[summary_box]).success(
             download_label, mask_file, mask_file, api_name=False, queue=False, show_progress="hidden").success(
             None, None, None, js=f"() => ({SCROLL_TO})('results')")
         label_run.click(make_label(menu, masks), [photos, weights, rule, *editors, *uploads, category],
-                        [labelled, label_progress, label_zip], api_name="label_many",
-                        concurrency_limit=2 if ON_CUDA else 1, concurrency_id="model",
+                        [labelled, label_progress, label_zip], api_name="label_many", **LABEL_QUEUE,
                         show_progress_on=[label_progress])
-        result.select(explore, [state, mode], [result, probe, views, state], api_name=False,
-                      concurrency_limit=4, concurrency_id="explore",
+        result.select(explore, [state, mode], [result, probe, views, state], api_name=False, **EXPLORE_QUEUE,
                       show_progress_on=[probe]).success(None, None, None, js=f"() => ({SCROLL_TO})('views')")
-        mode.change(redraw, [state, mode], [probability, *levels, probe], api_name=False, concurrency_limit=4,
-                    concurrency_id="explore")
+        mode.change(redraw, [state, mode], [probability, *levels, probe], api_name=False, **EXPLORE_QUEUE)
         banner = make_banner(menu)
         gr.on([demo.load, weights.change], banner, [weights], [status, poll], api_name=False, queue=False,
               show_progress="hidden")
@@ -890,7 +890,7 @@ def main(argv: Sequence[str] | None = None) -> None:
     STORE.default = args.weights
     STORE.start(args.weights)
     demo = build_demo(args.weights, read_episodes(), MaskFiles())
-    demo.queue(default_concurrency_limit=1, max_size=32)
+    demo.queue(**QUEUE)
     demo.launch(server_name=os.environ.get("GRADIO_SERVER_NAME", "127.0.0.1"), server_port=args.port, css=CSS,
                 theme=THEME, head=HEAD, **launch_kwargs())
 
