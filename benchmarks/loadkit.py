@@ -514,6 +514,69 @@ def run_hostile(server: Server, inputs: Inputs, weights: str, downloads: Path, w
     return results
 
 
+# ------------------------------------------------------------------------------------------ fairness
+
+
+def label_many_job(client, photos: Sequence[Path], support: Path, mask: Path, weights: str):
+    """A /label_many request of ``photos`` against one support, started in the background (a gradio_client Job)."""
+    from gradio_client import handle_file
+
+    return client.submit(photos=[handle_file(str(p)) for p in photos], weights=weights, rule="vote",
+                         support_1={"background": handle_file(str(support)), "layers": [], "composite": None},
+                         mask_1=handle_file(str(mask)), category="object", api_name="/label_many")
+
+
+def labelled_so_far(job) -> int:
+    """How many photos a running /label_many job has labelled: the length of its latest gallery."""
+    outputs = job.outputs()
+    return len(outputs[-1][0] or []) if outputs else 0
+
+
+def run_fairness(server: Server, inputs: Inputs, weights: str, workdir: Path, photos: int, segments: int) -> dict:
+    """Segment timed alone, then while another visitor's Label many of ``photos`` photos runs.
+
+    ``inputs`` needs 2 * ``segments`` query photos (each Segment its own, as visitors send). Per
+    Segment during the labelling: its seconds, and how many photos the labelling finished
+    meanwhile (``photos_meanwhile``; with one queue for both it would be every photo left).
+    """
+    rng = np.random.default_rng(5)
+    folder = workdir / "to-label"
+    folder.mkdir(parents=True, exist_ok=True)
+    photo_files = []
+    for i in range(photos):
+        photo_files.append(folder / f"photo-{i}.jpg")
+        Image.fromarray(rng.integers(0, 256, (480, 640, 3), dtype=np.uint8)).save(photo_files[-1], quality=90)
+    from gradio_client import Client
+
+    client = connect(server.url, workdir / "downloads")
+    labeller = Client(server.url, verbose=False, download_files=False, analytics_enabled=False)  # the gallery's links
+
+    def timed(number: int) -> float:
+        query, size = inputs.queries[number]
+        start = time.perf_counter()
+        problem = check_answer(segment(client, query, inputs.support, inputs.mask, weights), size)
+        if problem:
+            raise RuntimeError(f"Segment answer is wrong: {problem}")
+        return time.perf_counter() - start
+
+    alone = [timed(i) for i in range(segments)]
+    start = time.perf_counter()
+    job = label_many_job(labeller, photo_files, inputs.support, inputs.mask, weights)
+    while labelled_so_far(job) == 0 and not job.done():
+        time.sleep(0.1)
+    during, meanwhile, left = [], [], []
+    for i in range(segments):
+        before = labelled_so_far(job)
+        during.append(timed(segments + i))
+        meanwhile.append(labelled_so_far(job) - before)
+        left.append(photos - labelled_so_far(job))
+    job.result(timeout=START_TIMEOUT * 10)
+    label_seconds = time.perf_counter() - start
+    return {"photos": photos, "labelled": labelled_so_far(job), "label_many_s": round(label_seconds, 2),
+            "segment_alone_s": [round(s, 3) for s in alone], "segment_during_s": [round(s, 3) for s in during],
+            "photos_meanwhile": meanwhile, "photos_left_after": left}
+
+
 def _percentile(sorted_values: list[float], percent: float) -> float:
     """The nearest-rank percentile of already sorted values."""
     rank = max(1, int(np.ceil(percent / 100 * len(sorted_values))))

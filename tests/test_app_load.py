@@ -39,6 +39,10 @@ UPLOAD_LIMIT = 20 * 1024 * 1024  # app.MAX_UPLOAD
 SOAK_SESSIONS = 12
 SOAK_QUERY = (2400, 2400)
 SOAK_BUDGET_MB = 150.0
+# Fairness: a Segment sent while another visitor's Label many runs is served in its turn, not after the labelling.
+FAIRNESS_PHOTOS = 30
+FAIRNESS_SEGMENTS = 3
+PHOTOS_PER_SEGMENT = 3  # labelled while one Segment is served: the chunk in progress, and the upload/queue gaps
 HOSTILE_PEAK_BUDGET_MB = 400.0  # 40 decoded 1500x1500 RGBA layers would take 360 MiB at least
 HOSTILE_LAYER_SIDE = 1500
 
@@ -102,6 +106,16 @@ def test_an_empty_mask_gets_a_message_and_the_app_keeps_serving(client, inputs, 
     with pytest.raises(AppError, match="marks no pixels"):
         loadkit.segment(client, query, inputs.support, tmp_path / "empty.png", str(app_checkpoint))
     assert_still_serving(client, inputs, app_checkpoint)
+
+
+def test_label_many_does_not_hold_up_another_visitors_segment(server, app_checkpoint: Path, tmp_path: Path) -> None:
+    inputs = loadkit.make_inputs(tmp_path, 2 * FAIRNESS_SEGMENTS)
+    report = loadkit.run_fairness(server, inputs, str(app_checkpoint), tmp_path, FAIRNESS_PHOTOS, FAIRNESS_SEGMENTS)
+    print(f"\n{report}")
+    assert report["labelled"] == FAIRNESS_PHOTOS, report
+    # Counted in photos, not seconds: with one queue for both, each Segment waited for every photo left.
+    assert max(report["photos_meanwhile"]) <= PHOTOS_PER_SEGMENT, report
+    assert min(report["photos_left_after"]) > 0, report
 
 
 @pytest.mark.slow
