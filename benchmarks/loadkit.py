@@ -36,6 +36,7 @@ APP_IMAGE_SIZE = 400  # what app.py's predictors use by default
 QUERY_SIZES = ((333, 250), (640, 427), (250, 375), (512, 512))
 SUPPORT_SIZE = (320, 240)
 START_TIMEOUT = 180.0
+SETTLE_S = 3.0  # after the last answer, before the resident size is read: longer than the app's trim interval
 
 
 # ------------------------------------------------------------------------------------------ the server
@@ -318,6 +319,7 @@ def run_load(server: Server, inputs: Inputs, weights: str, clients: int, request
     with ThreadPoolExecutor(clients) as pool:
         records = [r for batch in pool.map(worker, range(clients)) for r in batch]
     wall = time.perf_counter() - t0
+    time.sleep(SETTLE_S)  # the app returns freed heap once requests end (hsnet.serving.memory)
     done.set()
     sampler.join()
     rss_after = rss_mb(server.pid)

@@ -33,16 +33,19 @@ IMAGE_SIZE = 64
 # of the warm-up to the end of the run; keeping one result per request would cost ~3 MiB a request.
 RSS_TOLERANCE_MB = 64.0
 UPLOAD_LIMIT = 20 * 1024 * 1024  # app.MAX_UPLOAD
-# Soak: new sessions with 2400x2400 queries. Keeping each session's whole prediction (full-size probability,
-# masks and images) cost about 55 MiB a session; what a click needs is kept within hsnet.serving's probe budget,
-# a few KiB a session at this model side.
-SOAK_SESSIONS = 12
-SOAK_QUERY = (2400, 2400)
-SOAK_BUDGET_MB = 150.0
+# Soak: new sessions with 6000x6000 queries. Keeping each session's whole prediction (full-size probability,
+# masks and images) cost about 55 MiB a session at 2400x2400; what a click needs is kept within hsnet.serving's
+# probe budget, a few KiB a session at this model side. Resident memory, as the system sees it, grew by 602 MiB
+# over 20 such sessions while memory in use did not (glibc kept the freed heap); the app now returns it.
+SOAK_SESSIONS = 10
+SOAK_QUERY = (6000, 6000)
+SOAK_BUDGET_MB = 150.0  # on memory in use and on resident memory alike
 # Fairness: a Segment sent while another visitor's Label many runs is served in its turn, not after the labelling.
-FAIRNESS_PHOTOS = 30
+FAIRNESS_PHOTOS = 50  # the page's limit, and issue 22's case (a Segment waited 96.5 s behind it)
 FAIRNESS_SEGMENTS = 3
-PHOTOS_PER_SEGMENT = 3  # labelled while one Segment is served: the chunk in progress, and the upload/queue gaps
+# Photos labelled while one Segment is served: the photo in progress, and those labelled while the Segment's files
+# travel and its pictures are encoded (outside its turn). At 64 px a photo costs about a quarter of a Segment.
+PHOTOS_PER_SEGMENT = 20
 HOSTILE_PEAK_BUDGET_MB = 400.0  # 40 decoded 1500x1500 RGBA layers would take 360 MiB at least
 HOSTILE_LAYER_SIDE = 1500
 
@@ -113,21 +116,23 @@ def test_label_many_does_not_hold_up_another_visitors_segment(server, app_checkp
     report = loadkit.run_fairness(server, inputs, str(app_checkpoint), tmp_path, FAIRNESS_PHOTOS, FAIRNESS_SEGMENTS)
     print(f"\n{report}")
     assert report["labelled"] == FAIRNESS_PHOTOS, report
-    # Counted in photos, not seconds: with one queue for both, each Segment waited for every photo left.
-    assert max(report["photos_meanwhile"]) <= PHOTOS_PER_SEGMENT, report
+    # Counted in photos, not seconds: with one queue for both, the first Segment waited for every photo left.
     assert min(report["photos_left_after"]) > 0, report
+    assert max(report["photos_meanwhile"]) <= PHOTOS_PER_SEGMENT, report
 
 
 @pytest.mark.slow
+@pytest.mark.timeout(600)
 def test_new_sessions_with_large_queries_stay_within_the_memory_budget(server, app_checkpoint: Path,
                                                                         tmp_path: Path) -> None:
     inputs = loadkit.make_inputs(tmp_path, 2 + SOAK_SESSIONS, large_size=SOAK_QUERY)
-    report = loadkit.run_load(server, inputs, str(app_checkpoint), 2, SOAK_SESSIONS, max_seconds=240,
+    report = loadkit.run_load(server, inputs, str(app_checkpoint), 2, SOAK_SESSIONS, max_seconds=480,
                                 downloads=tmp_path / "downloads", rss_tolerance_mb=SOAK_BUDGET_MB,
                                 image_size=IMAGE_SIZE, new_sessions=True)
     assert report.failed == 0 and report.wrong == 0, report.errors
     assert report.answered == SOAK_SESSIONS
     assert report.rss_mb["in_use_growth"] <= SOAK_BUDGET_MB, report.rss_mb
+    assert report.rss_mb["growth"] <= SOAK_BUDGET_MB, report.rss_mb  # resident, read after the app's own trim
     print(f"\n{report.rss_mb}")
 
 

@@ -32,7 +32,7 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from ..errors import InputError
 from .label_many import MAX_LABEL_BYTES, MAX_LABEL_QUERIES
-from .memory import TrimAfterRequests, limit_arenas
+from .memory import MAX_SESSIONS, TrimAfterRequests, limit_arenas
 from .uploads import MAX_UPLOAD, MAX_UPLOAD_BYTES, check_editor_blob, check_editor_payload, check_image_payload
 
 # The largest JSON body: one MAX_UPLOAD_BYTES image as base64, plus room for the rest of the request.
@@ -191,9 +191,9 @@ class RequestSizeLimit:
 
 
 def launch_kwargs() -> dict[str, Any]:
-    """Keyword arguments for ``demo.launch``: Gradio's per-file upload cap, the request size limits and a heap trim
-    after requests; called before the launch, it also limits glibc's heaps for the threads Gradio will start
-    (``hsnet.serving.memory``)."""
+    """Keyword arguments for ``demo.launch``: Gradio's per-file upload cap, the request size limits, a heap trim
+    after requests and the sessions kept; called before the launch, it also limits glibc's heaps for the threads
+    Gradio will start (``hsnet.serving.memory``)."""
     limit_arenas()
-    return {"max_file_size": MAX_UPLOAD,
+    return {"max_file_size": MAX_UPLOAD, "state_session_capacity": MAX_SESSIONS,
             "app_kwargs": {"middleware": [Middleware(RequestSizeLimit), Middleware(TrimAfterRequests)]}}

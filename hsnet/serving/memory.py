@@ -8,7 +8,11 @@ arena served it. Resident memory then grows by hundreds of MiB with nothing in u
 
 - limits glibc to MALLOC_ARENAS arenas (``mallopt(M_ARENA_MAX)``) before Gradio starts its threads;
 - returns freed heap to the system (``malloc_trim``) once requests have finished, at most every
-  TRIM_INTERVAL_S, from a thread of its own: ``TrimAfterRequests``, an ASGI middleware.
+  TRIM_INTERVAL_S, from a thread of its own: ``TrimAfterRequests``, an ASGI middleware;
+- keeps the state of MAX_SESSIONS sessions (``demo.launch(state_session_capacity=...)``): Gradio
+  keeps, per session, a copy of the page's configuration (128 KiB for app.py's) with the last
+  value of every input and output (the probe view's pictures inline: up to about 4 MB with 5
+  supports) for as long as the session is among the last 10,000 by default, whatever its age.
 
 Elsewhere than glibc (macOS, musl) both are skipped: those allocators return memory themselves.
 """
@@ -23,6 +27,7 @@ from functools import cache
 from starlette.types import ASGIApp, Receive, Scope, Send
 
 MALLOC_ARENAS = 2
+MAX_SESSIONS = 128  # an older session's page keeps working; its result must be segmented again to be probed
 TRIM_INTERVAL_S = 1.0
 M_ARENA_MAX = -8  # glibc's mallopt parameter number (malloc.h)
 
