@@ -12,9 +12,10 @@ race: see docs/robustness.md).
 
 Memory: the server's resident size is read after a warm-up in which every client has
 been answered once (each client session keeps its last result in Gradio state),
-sampled during the run and read at the end; both ends are also read after the server
-has returned its freed heap to the system (``malloc_trim`` on SIGUSR1), which is the
-memory actually in use. The tolerance applies to that.
+sampled during the run and read a few seconds after the last answer (the app returns
+freed heap to the system itself once requests end); both ends are also read after the
+harness has made the server return all its freed heap (``malloc_trim`` on SIGUSR1),
+which is the memory actually in use. The tolerance applies to that.
 
 ``--image-size`` is the model's input side. At 400 (the app's own setting) the app
 runs as it is; another value builds the app's predictors at that size (the app has
@@ -55,6 +56,7 @@ from pathlib import Path
 from loadkit import (
     APP_IMAGE_SIZE,
     QUERY_SIZES,
+    SETTLE_S,
     Report,
     app_server,
     make_checkpoint,
@@ -107,9 +109,10 @@ def markdown(report: Report) -> str:
         f"{rss['in_use_after_warmup']:.0f} MiB after the warm-up, {rss['in_use_end']:.0f} MiB at the end: "
         f"growth {rss['in_use_growth']:+.0f} MiB (tolerance {report.rss_tolerance_mb:.0f} MiB).",
         "",
-        f"Resident memory as the system sees it: {rss['after_warmup']:.0f} MiB after the warm-up, "
-        f"{rss['halfway']:.0f} MiB halfway, {rss['end']:.0f} MiB at the end, {rss['peak']:.0f} MiB at its peak "
-        f"({rss['growth']:+.0f} MiB: freed memory the allocator keeps for reuse).",
+        f"Resident memory as the system sees it (what a host kills a Space by): {rss['after_warmup']:.0f} MiB after "
+        f"the warm-up, {rss['halfway']:.0f} MiB halfway, {rss['end']:.0f} MiB {SETTLE_S:.0f} s after the last "
+        f"answer ({rss['growth']:+.0f} MiB), {rss['peak']:.0f} MiB at its peak while requests ran "
+        f"({rss['peak'] - rss['after_warmup']:+.0f} MiB).",
         "",
         *(hostile_table(report.hostile) if report.hostile else []),
         f"Result: **{'pass' if report.passed else 'FAIL'}**" + (" (stopped by the time limit)" if report.stopped_by_time else ""),
