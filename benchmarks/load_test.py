@@ -124,7 +124,7 @@ def markdown(report: Report) -> str:
 def command_line(report: Report) -> str:
     """The command that reproduces ``report``."""
     words = ["python benchmarks/load_test.py", f"--clients {report.clients}", f"--requests {report.requested}",
-             f"--image-size {report.image_size}"]
+             f"--max-seconds {report.max_seconds:.0f}", f"--image-size {report.image_size}"]
     if report.distinct_queries == len(QUERY_SIZES) and not report.query_size:
         words.append("--same-queries")
     if report.new_sessions:

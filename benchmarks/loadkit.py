@@ -238,6 +238,7 @@ class Record:
 class Report:
     clients: int
     requested: int
+    max_seconds: float
     image_size: int
     distinct_queries: int
     answered: int = 0
@@ -271,7 +272,8 @@ def run_load(server: Server, inputs: Inputs, weights: str, clients: int, request
     """
     connections = [connect(server.url, downloads) for _ in range(clients)]
     sizes = {size for _, size in inputs.queries}
-    report = Report(clients=clients, requested=requests, image_size=image_size, distinct_queries=len(inputs.queries),
+    report = Report(clients=clients, requested=requests, max_seconds=max_seconds, image_size=image_size,
+                    distinct_queries=len(inputs.queries),
                     rss_tolerance_mb=rss_tolerance_mb, new_sessions=new_sessions,
                     query_size=list(sizes.pop()) if len(sizes) == 1 else None,
                     machine=f"{platform.machine()}, {os.cpu_count()} CPU cores, {platform.python_version()}")

@@ -15,7 +15,7 @@ import pytest
 from fastapi import HTTPException
 from PIL import Image
 
-from hsnet.serving.guards import MAX_REQUEST_BYTES, MAX_UPLOAD_REQUEST_BYTES, RequestSizeLimit
+from hsnet.serving.guards import MAX_REQUEST_BYTES, MAX_UPLOAD_REQUEST_BYTES, RequestSizeLimit, launch_kwargs
 from hsnet.serving.label_many import MAX_LABEL_BYTES, MAX_LABEL_QUERIES, gather_queries
 from hsnet.serving.uploads import MAX_UPLOAD_BYTES, check_image_payload
 
@@ -73,6 +73,7 @@ def test_fifty_phone_photos_fit_every_limit_of_label_many(phone_photo: Path, tmp
     assert body > MAX_REQUEST_BYTES  # more than one image's request may be: the upload route has its own limit
     status, _, read = send_body(UPLOAD_PATH, body)
     assert (status, read) == (200, body)
+    assert launch_kwargs()["max_file_size"] >= MAX_LABEL_QUERIES * phone_photo.stat().st_size  # or as one zip
 
 
 @pytest.mark.parametrize("declare", [True, False], ids=["content-length", "streamed"])
@@ -88,7 +89,7 @@ def test_an_upload_over_what_label_many_takes_is_refused_in_one_line(declare: bo
         assert refused.value.status_code == 413
         message = refused.value.detail
     assert "\n" not in message and f"{MAX_LABEL_BYTES // 2**20} MB in all" in message
-    assert f"up to {MAX_LABEL_QUERIES} photos of up to {MAX_UPLOAD_BYTES // 2**20} MB each" in message
+    assert f"up to {MAX_LABEL_QUERIES} photos of up to {MAX_UPLOAD_BYTES // 2**20} MB each, or a zip" in message
 
 
 def test_other_requests_keep_the_limit_of_one_image() -> None:

@@ -30,11 +30,11 @@ from .files import DELETE_CACHE, MaskFiles, private_temp_dir
 from .label_many import MAX_LABEL_BYTES, MAX_LABEL_QUERIES, LabelUpdate, label_many, predictor_segmenter
 from .models import LoadState, ModelStore, WeightsNotReadyError, load_predictor, public_name
 from .probes import PROBE_BUDGET_BYTES, Probe, ProbeExpiredError, ProbeStore, point_maps
-from .uploads import MAX_BRUSH_LAYERS, MAX_UPLOAD, MAX_UPLOAD_BYTES
+from .uploads import MAX_BRUSH_LAYERS, MAX_UPLOAD_BYTES
 
 __all__ = [
     "DELETE_CACHE", "LabelUpdate", "LoadState", "MAX_BRUSH_LAYERS", "MAX_LABEL_BYTES", "MAX_LABEL_QUERIES",
-    "MAX_UPLOAD", "MAX_UPLOAD_BYTES", "MaskFiles", "ModelStore",
+    "MAX_UPLOAD_BYTES", "MaskFiles", "ModelStore",
     "PROBE_BUDGET_BYTES", "Probe", "ProbeExpiredError", "ProbeStore", "WeightsNotReadyError", "load_predictor",
     "label_many", "point_maps", "predictor_segmenter", "private_temp_dir", "public_name",
 ]

@@ -10,8 +10,9 @@ request); then ``Component.preprocess`` receives the payload (FileData paths,
 
 - ``RequestSizeLimit``: ASGI middleware refusing a request body over its limit (HTTP 413)
   before it is read: MAX_UPLOAD_REQUEST_BYTES for Gradio's file upload route (the photos of one
-  "Label many", each file at most MAX_UPLOAD_BYTES, streamed to disk), MAX_REQUEST_BYTES for any
-  other (JSON that may carry a ``data:`` URL); pass ``launch_kwargs()`` to launch.
+  "Label many", or a zip of them, streamed to disk), MAX_REQUEST_BYTES for any other (JSON that
+  may carry a ``data:`` URL); pass ``launch_kwargs()`` to launch. Images are held to
+  MAX_UPLOAD_BYTES a file by the component guards below.
 - ``guard_image`` / ``guard_editor``: wrap a component's ``preprocess`` (and the
   editor's ``accept_blobs``) so that the checks of ``uploads`` run first and a refusal
   is a one-line message on the page. The editor's pending blobs are bounded too.
@@ -33,7 +34,7 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 from ..errors import InputError
 from .label_many import MAX_LABEL_BYTES, MAX_LABEL_QUERIES
 from .memory import MAX_SESSIONS, TrimAfterRequests, limit_arenas
-from .uploads import MAX_UPLOAD, MAX_UPLOAD_BYTES, check_editor_blob, check_editor_payload, check_image_payload
+from .uploads import MAX_UPLOAD_BYTES, check_editor_blob, check_editor_payload, check_image_payload
 
 # The largest JSON body: one MAX_UPLOAD_BYTES image as base64, plus room for the rest of the request.
 MAX_REQUEST_BYTES = math.ceil(MAX_UPLOAD_BYTES * 4 / 3) + 1024 * 1024
@@ -158,7 +159,7 @@ class RequestSizeLimit:
         if str(scope.get("path", "")).rstrip("/").endswith(UPLOAD_ROUTE):
             return self.max_upload_bytes, (
                 f"the upload is over the maximum allowed size of {MAX_LABEL_BYTES // 2**20} MB in all "
-                f"(up to {MAX_LABEL_QUERIES} photos of up to {MAX_UPLOAD_BYTES // 2**20} MB each); "
+                f"(up to {MAX_LABEL_QUERIES} photos of up to {MAX_UPLOAD_BYTES // 2**20} MB each, or a zip of them); "
                 "send fewer or smaller files at a time")
         return self.max_bytes, (f"the request is over the maximum allowed size of {self.max_bytes // 2**20} MB "
                                 f"(images up to {MAX_UPLOAD_BYTES // 2**20} MB, also as data: URLs)")
@@ -191,9 +192,10 @@ class RequestSizeLimit:
 
 
 def launch_kwargs() -> dict[str, Any]:
-    """Keyword arguments for ``demo.launch``: Gradio's per-file upload cap, the request size limits, a heap trim
+    """Keyword arguments for ``demo.launch``: Gradio's per-file upload cap (a zip of one Label many; an image over
+    MAX_UPLOAD_BYTES is refused by its component's guard in one line), the request size limits, a heap trim
     after requests and the sessions kept; called before the launch, it also limits glibc's heaps for the threads
     Gradio will start (``hsnet.serving.memory``)."""
     limit_arenas()
-    return {"max_file_size": MAX_UPLOAD, "state_session_capacity": MAX_SESSIONS,
+    return {"max_file_size": MAX_LABEL_BYTES, "state_session_capacity": MAX_SESSIONS,
             "app_kwargs": {"middleware": [Middleware(RequestSizeLimit), Middleware(TrimAfterRequests)]}}
