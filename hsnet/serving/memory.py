@@ -14,7 +14,7 @@ arena served it. Resident memory then grows by hundreds of MiB with nothing in u
   value of every input and output (the probe view's pictures inline: up to about 4 MB with 5
   supports) for as long as the session is among the last 10,000 by default, whatever its age.
 
-Elsewhere than glibc (macOS, musl) both are skipped: those allocators return memory themselves.
+Elsewhere than glibc (macOS, musl) the first two are skipped: those allocators return memory themselves.
 """
 from __future__ import annotations
 

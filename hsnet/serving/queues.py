@@ -5,9 +5,10 @@ Each kind of work has its own Gradio queue (``concurrency_id``) and limit, so th
 events (``.click(..., **SEGMENT_QUEUE)``) and ``QUEUE`` to ``demo.queue``. Both kinds still
 share one CPU or GPU, so ``TURNS`` orders them: a Segment or a probe runs at once
 (``TURNS.first`` on its callback: decoding, model and drawing), and long work takes each
-chunk (one photo on a CPU) only while no such request is running (``TURNS.between``). A Segment therefore waits at most for the chunk
-in progress; long work waits at most LONG_WORK_MAX_WAIT_S for its next chunk, so a
-stream of Segments slows it without stopping it. The measured bound is in docs/robustness.md.
+chunk (LABEL_CHUNK photos) only while no such request is running (``TURNS.between``). A
+Segment therefore waits at most for the chunk in progress; long work waits at most
+LONG_WORK_MAX_WAIT_S for its next chunk, so a stream of Segments slows it without stopping
+it. The measured bound is in docs/robustness.md.
 """
 from __future__ import annotations
 
