@@ -4,10 +4,11 @@ A small version of ``benchmarks/load_test.py`` (both run on ``benchmarks/loadkit
 the model's input at 64x64 so that a request costs a fraction of a second on a CPU; 8
 gradio_client clients; each is answered once as a warm-up, then 16 more requests are
 checked; uploads over the limit, unreadable uploads and empty masks get a message and the
-app goes on answering. The soak tests send every request from a new session with a large
-query photo, then hostile requests (40 brush layers, a 25 MB data: URL, a data: URL bomb),
-and hold the server's memory to a stated budget. No timings are asserted here; the
-benchmark measures them.
+app goes on answering. A Segment sent while another client's Label many of 50 photos runs is
+answered in its turn (counted in photos labelled meanwhile). The soak tests send every request
+from a new session with a large query photo, then hostile requests (40 brush layers, a 25 MB
+data: URL, a data: URL bomb), and hold the server's memory, in use and resident, to a stated
+budget. No timings are asserted here; the benchmark measures them.
 """
 from __future__ import annotations
 
