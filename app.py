@@ -674,8 +674,8 @@ LABEL_HELP = f"""
 **Label many photos with the same supports.** Paint the object on one to five supports above, then upload the
 photos to label (up to {MAX_LABEL_QUERIES} images, or one zip of them; {MAX_UPLOAD_BYTES // 2**20} MB per file and
 {MAX_LABEL_BYTES // 2**20} MB in all per request). The gallery fills in as each photo is done; at the end, download
-a zip of `masks/<name>.png` (0/255, each photo's own size) and `annotations.json` (COCO, one category). Files that
-cannot be read are skipped and listed.
+a zip of the dataset `hsnet label` writes: `images/`, `annotations/instances_default.json` (COCO, one category) and
+`masks/<name>.png` (0/255, each photo's own size). Files that cannot be read are skipped and listed.
 """
 
 CSS = """
@@ -845,14 +845,14 @@ def build_demo(default_weights: str, episodes: Sequence[Episode], masks: MaskFil
             photos = gr.File(label=f"Photos to label: up to {MAX_LABEL_QUERIES} images, or a zip of them",
                              file_count="multiple", file_types=["image", ".zip"], elem_id="label-photos")
             with gr.Row(equal_height=False):
-                category = gr.Textbox("object", label="Name of the object (the category in annotations.json)",
+                category = gr.Textbox("object", label="Name of the object (the category in the COCO annotations)",
                                       max_length=60, min_width=240, elem_id="label-category")
                 label_run = gr.Button("Label them", variant="primary", min_width=160, scale=0, elem_id="label-run")
             label_progress = gr.Markdown("", label="Labelling progress", elem_id="label-progress")
             labelled = gr.Gallery(label="Labelled photos", columns=4, height="auto", object_fit="contain",
                                   elem_id="label-gallery", elem_classes="hs-gallery", buttons=[], preview=False)
-            label_zip = gr.DownloadButton("Download the masks and annotations.json (zip)", variant="secondary",
-                                          elem_id="label-zip", label="Labels (zip of masks and annotations.json)")
+            label_zip = gr.DownloadButton("Download the labelled dataset (zip)", variant="secondary",
+                                          elem_id="label-zip", label="Labels (zip: images, COCO annotations, masks)")
         state = gr.State(None, time_to_live=1800)
 
         segment_outputs = [result, probability, mask_file, summary_box, *levels, layer_scale, shots, vote, state]

@@ -364,7 +364,7 @@ def test_label_many_fills_a_gallery_and_gives_masks_and_coco_annotations(client:
     assert sorted(item["caption"] for item in gallery) == sorted(sizes)
     assert "3 of 4 photos labelled" in progress and "skipped notes.png" in progress
     with zipfile.ZipFile(archive) as labels:
-        document = json.loads(labels.read("annotations.json"))
+        document = json.loads(labels.read("annotations/instances_default.json"))
         assert [c["name"] for c in document["categories"]] == ["blob"]
         for record in document["annotations"]:
             image = next(i for i in document["images"] if i["id"] == record["image_id"])

@@ -7,7 +7,8 @@
 - ``queues``: each kind of work in its own Gradio queue, and ``TURNS``: Segment first, Label many between photos.
 - ``memory``: resident memory kept near memory in use (glibc arenas, heap trimmed after requests, sessions kept).
 - ``files``: the per-process folder for visitors' files, Gradio's cache sweep, downloadable masks.
-- ``label_many``: the "Label many" backend, bounded in count (MAX_LABEL_QUERIES) and bytes (MAX_LABEL_BYTES).
+- ``label_many``: the "Label many" backend (hsnet.labeling's loop), bounded in count (MAX_LABEL_QUERIES) and bytes
+  (MAX_LABEL_BYTES).
 
 How app.py uses it (one store of each kind per process, at module level, so that a ZeroGPU
 worker sees them; the GPU step receives the weights NAME):
@@ -23,11 +24,14 @@ worker sees them; the GPU step receives the weights NAME):
                 f"support {i}"), guards.guard_image(gr.Image(...), f"support {i} mask")
     events: run.click(..., **SEGMENT_QUEUE), label_run.click(..., **LABEL_QUEUE), result.select(..., **EXPLORE_QUEUE)
     gr.Blocks(delete_cache=DELETE_CACHE); demo.queue(**QUEUE); demo.launch(**guards.launch_kwargs(), ...)
-    label many: label_many(TURNS.between(segmenter), files, MaskFiles().answer_folder(), batch_size=LABEL_CHUNK)
-                yields a LabelUpdate per photo (.overlay, .name); the last has .archive (the zip) and .skipped
+    label many: for update in label_many(TURNS.between(segmenter), files, MaskFiles().answer_folder(),
+                                         batch_size=LABEL_CHUNK):
+                gallery += [(update.overlay, update.name)] (a complete thumbnail file); the last update has
+                .archive (the dataset zipped, complete) and .skipped
 """
 from .files import DELETE_CACHE, MaskFiles, private_temp_dir
-from .label_many import MAX_LABEL_BYTES, MAX_LABEL_QUERIES, LabelUpdate, label_many, predictor_segmenter
+from ..labeling import predictor_segmenter
+from .label_many import MAX_LABEL_BYTES, MAX_LABEL_QUERIES, LabelUpdate, label_many
 from .models import LoadState, ModelStore, WeightsNotReadyError, load_predictor, public_name
 from .probes import PROBE_BUDGET_BYTES, Probe, ProbeExpiredError, ProbeStore, point_maps
 from .uploads import MAX_BRUSH_LAYERS, MAX_UPLOAD_BYTES
