@@ -52,8 +52,11 @@ HOSTILE_LAYER_SIDE = 1500
 
 @pytest.fixture(scope="module")
 def server(app_checkpoint: Path, tmp_path_factory: pytest.TempPathFactory):
-    with loadkit.app_server(APP_FILE, app_checkpoint, IMAGE_SIZE, tmp_path_factory.mktemp("load-app")) as served:
-        yield served
+    """The app on the CPU also where a GPU is visible: the memory budgets below are of its resident memory."""
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setenv("CUDA_VISIBLE_DEVICES", "")
+        with loadkit.app_server(APP_FILE, app_checkpoint, IMAGE_SIZE, tmp_path_factory.mktemp("load-app")) as served:
+            yield served
 
 
 @pytest.fixture(scope="module")
