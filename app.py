@@ -17,7 +17,6 @@ from collections.abc import Sequence
 from pathlib import Path
 
 import gradio as gr
-import torch
 from PIL import Image
 
 from hsnet import hub
@@ -34,6 +33,7 @@ from hsnet.app.banner import banner_html
 from hsnet.inputs import MAX_PIXELS
 from hsnet.serving import DELETE_CACHE, MAX_LABEL_BYTES, MAX_LABEL_QUERIES, MAX_UPLOAD_BYTES, MaskFiles, private_temp_dir
 from hsnet.serving.guards import guard_editor, guard_image, launch_kwargs
+from hsnet.serving.queues import EXPLORE_QUEUE, LABEL_QUEUE, QUEUE, SEGMENT_QUEUE
 
 # Gradio decodes some uploads itself before hsnet reads them; Pillow refuses more than twice its
 # MAX_IMAGE_PIXELS, so this makes that decoding stop at hsnet's own pixel limit too.
@@ -42,8 +42,6 @@ Image.MAX_IMAGE_PIXELS = MAX_PIXELS // 2
 ROOT = Path(__file__).resolve().parent
 EXAMPLES_DIR = ROOT / "examples"
 PAPER = "https://arxiv.org/abs/2104.01538"
-ON_CUDA = torch.cuda.is_available()
-MODEL_SLOTS = 2 if ON_CUDA else 1  # segmentations and labelling batches at once
 
 INTRO = f"""
 # HSNet: find an object from a few examples
@@ -175,20 +173,19 @@ def build_demo(default_weights: str, episodes: Sequence[Episode], masks: MaskFil
         for name, component in form.items():
             describe_input(component, API_PARAMETERS[name])
         page = Page(form, outputs, error, state, views, probe_x, probe_y)
-        model_queue = {"concurrency_limit": MODEL_SLOTS, "concurrency_id": "model"}
         run.click(make_segment_page(page, menu, masks), set(form.values()), [*outputs.values(), error, state],
-                  preprocess=False, api_name=False, show_progress_on=[outputs["summary"]], **model_queue).then(
+                  preprocess=False, api_name=False, show_progress_on=[outputs["summary"]], **SEGMENT_QUEUE).then(
             None, None, None, js=f"() => ({SCROLL_TO})('segment-error')")
         api_run = gr.Button(visible=False)  # the `/segment` endpoint: outputs named as docs/app.md documents them
         api_run.click(make_segment_api(menu, masks), list(form.values()),
                       [OUTPUTS[name].component(on_page=False) for name in SEGMENT_API], api_name="segment",
-                      **model_queue)
+                      **SEGMENT_QUEUE)
         for component in (query, *editors, *uploads):
             component.upload(make_upload_check(component, error), {component}, [error], preprocess=False,
                              api_name=False, show_progress="hidden", concurrency_limit=4, concurrency_id="checks")
         clicked, typed = make_explore(page)
         probe_outputs = [outputs["result"], outputs["probe"], views, state, probe_x, probe_y]
-        explore_queue = {"concurrency_limit": 4, "concurrency_id": "explore", "api_name": False,
+        explore_queue = {**EXPLORE_QUEUE, "api_name": False,
                          "show_progress_on": [outputs["probe"]]}
         outputs["result"].select(clicked, {state, mode}, probe_outputs, **explore_queue).then(
             None, None, None, js=f"() => ({SCROLL_TO})('views')")
@@ -196,10 +193,10 @@ def build_demo(default_weights: str, episodes: Sequence[Episode], masks: MaskFil
               probe_outputs, **explore_queue)
         mode.change(make_redraw(page), {state, mode},
                     [outputs[o.name] for p in PANELS.values() if p.follows_mode for o in p.outputs],
-                    api_name=False, concurrency_limit=4, concurrency_id="explore")
+                    api_name=False, **EXPLORE_QUEUE)
         label_run.click(make_label(menu, masks), [photos, weights, rule, *editors, *uploads, category],
                         [labelled, label_progress, label_zip], api_name="label_many",
-                        show_progress_on=[label_progress], **model_queue).then(
+                        show_progress_on=[label_progress], **LABEL_QUEUE).then(
             lambda archive: gr.DownloadButton(interactive=archive is not None), label_zip, label_zip, api_name=False,
             queue=False, show_progress="hidden")
         banner = make_banner(menu)
@@ -224,7 +221,7 @@ def main(argv: Sequence[str] | None = None) -> None:
     STORE.default = args.weights
     STORE.start(args.weights)
     demo = build_demo(args.weights, read_episodes(EXAMPLES_DIR), MaskFiles())
-    demo.queue(default_concurrency_limit=1, max_size=32)
+    demo.queue(**QUEUE)
     demo.launch(server_name=os.environ.get("GRADIO_SERVER_NAME", "127.0.0.1"), server_port=args.port, css=CSS,
                 theme=THEME, head=HEAD, **launch_kwargs())
 

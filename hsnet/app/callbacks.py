@@ -17,6 +17,7 @@ import gradio as gr
 
 from ..errors import InputError
 from ..serving import MAX_LABEL_QUERIES, MaskFiles, Probe, label_many
+from ..serving.queues import LABEL_CHUNK, TURNS
 from .banner import menu_banner, wait_for_weights
 from .forms import MAX_SUPPORTS, SegmentRequest, decoded, read_supports
 from .messages import error_html, error_line, friendly
@@ -77,6 +78,7 @@ def cleared(page: Page) -> dict[Component, Any]:
 def make_segment_page(page: Page, menu: Any, masks: MaskFiles) -> Callable[..., dict[Component, Any]]:
     """The Segment button: raw form values in, every panel's outputs, the message box and the state out."""
 
+    @TURNS.first
     def segment_page(values: dict[Component, Any], request: gr.Request,
                      progress: gr.Progress = gr.Progress()) -> dict[Component, Any]:
         try:
@@ -95,6 +97,7 @@ def make_segment_api(menu: Any, masks: MaskFiles) -> Callable[..., tuple]:
     """The `/segment` endpoint; its parameter names are the API's (kept for existing clients)."""
     api_panels = [panel for panel in PANELS.values() if any(o.name in SEGMENT_API for o in panel.outputs)]
 
+    @TURNS.first
     @friendly
     def segment(query: str | None, weights: str | None = menu.default, rule: str = "vote",
                 support_1: dict | None = None, support_2: dict | None = None, support_3: dict | None = None,
@@ -115,6 +118,7 @@ def make_segment_api(menu: Any, masks: MaskFiles) -> Callable[..., tuple]:
 def make_explore(page: Page) -> tuple[Callable[..., dict[Component, Any]], Callable[..., dict[Component, Any]]]:
     """A probe of one query point: (on a click on the result, on x and y typed and Probe pressed)."""
 
+    @TURNS.first
     def probe(values: dict[Component, Any], x: float, y: float) -> dict[Component, Any]:
         view: Exploration | None = values.get(page.state)
         mode = values.get(page.form["mode"]) or OVER_PHOTO
@@ -209,7 +213,8 @@ def make_label(menu: Any, masks: MaskFiles) -> Callable[..., Iterator[tuple]]:
         folder = masks.answer_folder()
         gallery: list[tuple[str, str]] = []
         yield gallery, "Starting…", None
-        for update in label_many(segment, photos, folder, category=(category or "").strip() or "object"):
+        for update in label_many(segment, photos, folder, category=(category or "").strip() or "object",
+                                 batch_size=LABEL_CHUNK):
             progress(update.done / max(update.total, 1), desc=f"{update.done} of {update.total} labelled")
             if update.overlay is not None:  # a finished file: the browser never fetches one still being written
                 gallery.append((published(update.overlay, folder, "labelled"),

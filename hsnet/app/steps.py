@@ -18,6 +18,7 @@ from ..errors import InputError
 from ..limits import check_image_size
 from ..predictor import LayerMap, Prediction
 from ..serving import ModelStore, Probe, ProbeStore, point_maps
+from ..serving.queues import TURNS
 
 try:  # present on Hugging Face Spaces; on ZeroGPU hardware its decorator lends a GPU per call
     import spaces
@@ -63,6 +64,7 @@ def probe_point(probe: Probe, x: float, y: float) -> list[list[LayerMap]]:
     return point_maps(STORE.predictor(probe.weights), probe, x, y)
 
 
+@TURNS.between
 @on_gpu
 def label_batch(source: str, images: list[Image.Image], masks: list[np.ndarray], rule: str,
                 queries: list[Image.Image]) -> list[np.ndarray]:

@@ -31,7 +31,7 @@ from ..visualize import fit, mask_image, overlay_mask
 from .uploads import MAX_UPLOAD_BYTES
 
 MAX_LABEL_QUERIES = 50
-MAX_LABEL_BYTES = 200 * 2**20
+MAX_LABEL_BYTES = MAX_LABEL_QUERIES * 8 * 2**20  # 50 phone photos (3 to 8 MB each as JPEG), not more
 LABEL_BATCH = 4
 OVERLAY_SIDE = 384
 ARCHIVE = "labels.zip"
