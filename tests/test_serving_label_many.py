@@ -102,7 +102,7 @@ def test_too_many_bytes_are_refused_before_any_is_read(tmp_path: Path) -> None:
         with (tmp_path / f"{i}.png").open("wb") as file:
             file.truncate(20 * 2**20)  # sparse: costs no disk
         files.append(tmp_path / f"{i}.png")
-    with pytest.raises(InputError, match="over the 200 MB limit per request"):
+    with pytest.raises(InputError, match=f"over the {MAX_LABEL_BYTES // 2**20} MB limit per request"):
         next(label_many(lambda images: [], files, tmp_path))
 
 

@@ -31,7 +31,7 @@ from ..visualize import fit, mask_image, overlay_mask
 from .uploads import MAX_UPLOAD_BYTES
 
 MAX_LABEL_QUERIES = 50
-MAX_LABEL_BYTES = 200 * 2**20
+MAX_LABEL_BYTES = MAX_LABEL_QUERIES * 8 * 2**20  # 50 phone photos (3 to 8 MB each as JPEG), not more
 LABEL_BATCH = 4
 OVERLAY_SIDE = 384
 ARCHIVE = "labels.zip"
@@ -143,6 +143,11 @@ def _zip_folder(folder: Path, path: Path) -> Path:
     return write_file(path, write)
 
 
+def _what(query) -> str:
+    """How a photo is named in a skip message; load_rgb adds the file's own name, so an upload is named once."""
+    return "photo" if query.path.name == query.name.name else f"photo {one_line(query.name.as_posix(), 60)} as"
+
+
 def label_many(segment: Segment, files: Sequence[str | os.PathLike], workdir: Path, category: str = "object",
                batch_size: int = LABEL_BATCH) -> Iterator[LabelUpdate]:
     """Label every photo in ``files``, ``batch_size`` at a time; the last update carries ``workdir/labels.zip``.
@@ -158,7 +163,7 @@ def label_many(segment: Segment, files: Sequence[str | os.PathLike], workdir: Pa
     complete = False
     try:
         with closing(label_each(segment, queries, folder, batch_size=batch_size,
-                                what=lambda query: f"photo {one_line(query.name.as_posix(), 60)}")) as outcomes:
+                                what=_what)) as outcomes:
             for outcome in outcomes:
                 if outcome.skipped is not None:
                     skipped[outcome.query.name.as_posix()] = outcome.skipped
