@@ -27,27 +27,11 @@ import hsnet
 from hsnet.model import combine_shots
 from hsnet.runtime import InferenceContext, autocast, encode, episode_logits, pick_ops, run_episode
 from authors_code import build_authors_model
+from measure import device_sync, stopwatch
 from plan import Setting
 from synthetic import episode_tensors
 
 Stages = Callable[[], dict[str, float]]
-
-
-def stopwatch(sync: Callable[[], None], steps: dict[str, Callable[[], Any]]) -> dict[str, float]:
-    """Seconds of each step run in order, the device waited for after each."""
-    import time
-
-    out = {}
-    for name, step in steps.items():
-        start = time.perf_counter()
-        step()
-        sync()
-        out[name] = time.perf_counter() - start
-    return out
-
-
-def device_sync(device: torch.device) -> Callable[[], None]:
-    return (lambda: torch.cuda.synchronize(device)) if device.type == "cuda" else (lambda: None)
 
 
 def build_cases(setting: Setting, names: list[str], authors_code: Path | None,

@@ -24,7 +24,7 @@ from hsnet.data import build_dataset
 from hsnet.evaluate import evaluate
 from hsnet.model import combine_shots
 from hsnet.runtime import InferenceContext, episode_logits
-from cases import device_sync, stopwatch
+from measure import device_sync, stopwatch
 from plan import Setting
 
 PHOTO = (500, 375)  # (W, H) of the generated photos

@@ -12,7 +12,9 @@ import statistics
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Callable
+from typing import Any, Callable
+
+import torch
 
 
 @dataclass
@@ -66,3 +68,19 @@ def peak_rss_bytes() -> int:
     """This process's peak resident memory so far (Linux reports KiB, macOS bytes)."""
     peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
     return peak if os.uname().sysname == "Darwin" else peak * 1024
+
+
+def stopwatch(sync: Callable[[], None], steps: dict[str, Callable[[], Any]]) -> dict[str, float]:
+    """Seconds of each step run in order, the device waited for after each."""
+    out = {}
+    for name, step in steps.items():
+        start = time.perf_counter()
+        step()
+        sync()
+        out[name] = time.perf_counter() - start
+    return out
+
+
+def device_sync(device: torch.device) -> Callable[[], None]:
+    """What waits for ``device``'s queued work (nothing on the CPU)."""
+    return (lambda: torch.cuda.synchronize(device)) if device.type == "cuda" else (lambda: None)

@@ -22,7 +22,7 @@ import hsnet
 from hsnet.runtime import autocast, autocast_dtype
 from hsnet.train import cross_entropy, train_step
 from authors_code import build_authors_model
-from cases import device_sync
+from measure import device_sync
 from plan import Setting
 from synthetic import episode_tensors, support_masks
 
