@@ -9,7 +9,10 @@
   (``hsnet.runtime.cuda_graphs.EpisodeGraphs``; the capture's seconds are recorded);
 - "cached": a further query against supports whose features were kept (``run_episode``);
 - "predictor": ``hsnet.Predictor.predict`` end to end (uint8 images in, mask and heatmaps out),
-  its support cache emptied before each call.
+  its support cache emptied before each call (with ``--cuda-graphs``: replayed from CUDA graphs);
+- "predictor-graphs" (CUDA): the same call with ``cuda_graphs=True`` (the query's whole episode
+  replayed from a CUDA graph; the first call's seconds, capture included, are recorded), beside
+  "predictor" eager: what ``CUDA_GRAPHS_DEFAULT`` (hsnet/runtime/context.py) is chosen from.
 
 In a bf16 setting the authors' code runs under plain bf16 autocast. Training and ``hsnet evaluate``
 settings have cases of their own (training_cases.py, evaluation_cases.py). ``facts["stages"]``
@@ -108,17 +111,25 @@ def build_cases(setting: Setting, names: list[str], authors_code: Path | None,
             return combine_shots(episode.logits, "vote")
 
         cases["cached"] = cached_episode
-    if "predictor" in names:
-        predictor = hsnet.Predictor(model, device=device, precision=setting.precision, image_size=setting.side)
-        rng = np.random.default_rng(0)
-        images = [rng.integers(0, 256, (setting.side, setting.side, 3), dtype=np.uint8) for _ in range(k + 1)]
-        mask_arrays = [m.cpu().numpy().astype(bool) for m in masks[0]]
-
-        def predict() -> Any:
-            predictor.clear_cache()
-            return predictor.predict(images[0], images[1:], mask_arrays)
-
-        cases["predictor"] = predict
-        stages["predictor"] = lambda: {k: v for k, v in predict().timings.items() if k != "total"}
+    rng = np.random.default_rng(0)
+    images = [rng.integers(0, 256, (setting.side, setting.side, 3), dtype=np.uint8) for _ in range(k + 1)]
+    mask_arrays = [m.cpu().numpy().astype(bool) for m in masks[0]]
+    for name, replayed in (("predictor", setting.cuda_graphs), ("predictor-graphs", True)):
+        if name in names:
+            predict = predictor_call(hsnet.Predictor(model, device=device, precision=setting.precision,
+                                                     image_size=setting.side, cuda_graphs=replayed), images, mask_arrays)
+            if name == "predictor-graphs":
+                facts["predictor_graphs_first_call_s"] = stopwatch(sync, {"first": predict})["first"]
+            cases[name] = predict
+            stages[name] = lambda predict=predict: {k: v for k, v in predict().timings.items() if k != "total"}
     facts["stages"] = stages
     return {name: cases[name] for name in names}, facts
+
+
+def predictor_call(predictor: hsnet.Predictor, images: list[np.ndarray], masks: list[np.ndarray]) -> Callable[[], Any]:
+    """``predictor.predict`` of the first image against the others, the support cache emptied before each call."""
+    def predict() -> Any:
+        predictor.clear_cache()
+        return predictor.predict(images[0], images[1:], masks)
+
+    return predict

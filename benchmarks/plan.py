@@ -5,8 +5,9 @@ import argparse
 from dataclasses import dataclass
 
 BACKBONES = ("resnet50", "resnet101", "vgg16")
-CASES = ("authors", "hsnet", "predict_mask", "graphs", "cached", "predictor", "authors-train", "train", "evaluate")
-TASKS = {"episode": ("authors", "hsnet", "predict_mask", "graphs", "cached", "predictor"),
+CASES = ("authors", "hsnet", "predict_mask", "graphs", "cached", "predictor", "predictor-graphs", "authors-train",
+         "train", "evaluate")
+TASKS = {"episode": ("authors", "hsnet", "predict_mask", "graphs", "cached", "predictor", "predictor-graphs"),
          "train": ("authors-train", "train"), "evaluate": ("evaluate",)}
 AUTHORS_PRECISIONS = ("fp32", "bf16")  # their code as it is, and under plain bf16 autocast
 SCALING = {"side": (240, 320, 400, 480, 560, 640), "shots": (1, 2, 3, 5, 8), "mask_cover": (0.05, 0.25, 0.5, 0.75, 1.0)}
@@ -45,8 +46,10 @@ class Setting:
             if case.startswith("authors") and (not with_authors or self.precision not in AUTHORS_PRECISIONS
                                                or self.compile or self.cuda_graphs):
                 continue
-            if case == "predictor" and self.batch != 1:
+            if case.startswith("predictor") and self.batch != 1:
                 continue
+            if case == "predictor-graphs" and (self.device != "cuda" or self.cuda_graphs):
+                continue  # CUDA only; with --cuda-graphs "predictor" itself replays
             if case == "predict_mask" and (self.precision != "fp32" or self.compile or self.cuda_graphs):
                 continue  # the tensor API runs fp32 as it is
             if case == "graphs" and (self.device != "cuda" or self.precision == "fp16" or self.compile

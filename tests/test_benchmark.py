@@ -179,6 +179,7 @@ def test_the_cuda_tables_report_issue_21_s_measurements_against_their_goals(tmp_
                 "background_cpu_share": 0.0, **extra}
 
     rows = [row("predictor", "bf16", 1, 0.006, stages_s={"backbone": 0.004, "learner": 0.002}),
+            row("predictor-graphs", "bf16", 1, 0.003, predictor_graphs_first_call_s=2.5),
             row("hsnet", "bf16", 1, 0.01), row("graphs", "bf16", 1, 0.004, graph_capture_s=1.2),
             row("graphs", "bf16", 32, 0.016, graph_capture_s=2.0),
             row("authors", "fp32", 32, 0.2), row("authors", "bf16", 32, 0.1), row("hsnet", "fp32", 32, 0.1),
@@ -188,7 +189,8 @@ def test_the_cuda_tables_report_issue_21_s_measurements_against_their_goals(tmp_
     path = tmp_path / "cuda-test.md"
     write_markdown(path, {"slug": "cuda-test", "name": "a GPU", "torch": "2"}, rows)
     text = path.read_text()
-    assert "| resnet101 | 1 | - | - | - | - | 6.0 | - | 10.0 / 4.0 (1.2 s) | backbone 4.0 ms, learner 2.0 ms |" in text
+    assert ("| resnet101 | 1 | - | - | - | - | 6.0 | - | 10.0 / 4.0 (1.2 s) | 6.0 / 3.0 (2.5 s) "
+            "| backbone 4.0 ms, learner 2.0 ms |") in text
     assert "| resnet101 | 32 | 160.0 | 320.0 | 320.0 | 1000.0 | 2000.0 | 6.25x | 3.12x | 3.00 GiB |" in text
     assert "| bf16 | 20 | 400 | 5.00 | 10.00 | 2.00x |" in text
     assert "| bf16 | 16 | 8 | 128 | 256.0 |" in text

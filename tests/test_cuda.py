@@ -4,7 +4,7 @@ benchmarks/gpu.sh.
 What is checked against what: fp32 on the GPU against the authors' outputs (tests/reference/*.npz) within what
 float32 without TF32 keeps; bf16 and fp16 against that fp32 on the same inputs; the fp16 guard on the ResNet-101
 reference weights, whose level-3 and level-4 features overflow float16; whole-episode CUDA graphs against the eager
-episode; peak GPU memory of the cases issue 21 measured; and ``hsnet predict``/``hsnet label`` with ``--device cuda``
+episode (``EpisodeGraphs`` alone, and through the Predictor and ``episode_logits`` with ``cuda_graphs=True``); peak GPU memory of the cases issue 21 measured; and ``hsnet predict``/``hsnet label`` with ``--device cuda``
 against the same commands on the CPU.
 """
 from __future__ import annotations
@@ -133,6 +133,43 @@ def test_graphs_run_batches_past_the_largest_bucket_in_chunks(seeded) -> None:
     graphs = EpisodeGraphs(lambda q, s, m: episode_logits(model, context, q, s, m), context, buckets=(1, 2))
     inputs = tuple(x.cuda() for x in reference_inputs(5, 1, 64, 5))
     torch.testing.assert_close(graphs.run(*inputs), episode_logits(model, context, *inputs), rtol=1e-4, atol=1e-4)
+
+
+def captured(context: InferenceContext) -> int:
+    """Graphs the front ends captured under ``context`` (``cuda_graphs=True``)."""
+    return sum(len(kept) for _, kept in context.graphs.values() if isinstance(kept, EpisodeGraphs))
+
+
+@pytest.mark.parametrize("precision", ["fp32", "bf16"])
+def test_predictor_with_cuda_graphs_equals_eager_and_replays(seeded, photo, blob, precision: str) -> None:
+    model = seeded("resnet50", 6)
+    eager = hsnet.Predictor(model, device="cuda", precision=precision, image_size=128)
+    graphed = hsnet.Predictor(model, device="cuda", precision=precision, image_size=128, cuda_graphs=True)
+    supports, masks = [photo(160, 120, 1), photo(120, 160, 2)], [blob(160, 120), blob(120, 160)]
+    tolerance = 1e-3 if precision == "fp32" else 5e-2
+    for seed in (3, 4):  # the second call replays the first call's graph
+        query = photo(150, 100, seed)
+        expected, got = eager.predict(query, supports, masks), graphed.predict(query, supports, masks)
+        assert "episode (CUDA graph)" in got.timings and captured(graphed.context) == 1
+        np.testing.assert_allclose(got.shot_probabilities, expected.shot_probabilities, atol=tolerance)
+        assert iou(got.mask, expected.mask) >= 0.99
+    handle = graphed.set_supports(supports, masks)
+    queries = [photo(150, 100, seed) for seed in (5, 6, 7)]
+    many = list(graphed.predict_many(queries, handle, batch_size=3))  # bucket 4: one more graph
+    assert captured(graphed.context) == 2
+    for mine, theirs in zip(many, eager.predict_many(queries, eager.set_supports(supports, masks), batch_size=3)):
+        np.testing.assert_allclose(mine.shot_probabilities, theirs.shot_probabilities, atol=tolerance)
+
+
+def test_episode_logits_with_cuda_graphs_equal_eager_and_replay(seeded) -> None:
+    model = seeded("resnet50", 7)
+    eager, graphed = InferenceContext.create("cuda", "fp32"), InferenceContext.create("cuda", "fp32", cuda_graphs=True)
+    model = eager.prepare(model)
+    for seed in (0, 1):  # the second call replays
+        inputs = tuple(x.cuda() for x in reference_inputs(2, 2, 128, seed))
+        torch.testing.assert_close(episode_logits(model, graphed, *inputs), episode_logits(model, eager, *inputs),
+                                   rtol=1e-3, atol=1e-3)
+        assert captured(graphed) == 1
 
 
 # ---- memory -----------------------------------------------------------------------------------------------------

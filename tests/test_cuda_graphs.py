@@ -1,13 +1,19 @@
-"""The parts of whole-episode CUDA graphs that need no GPU: bucket choice, padding and slicing, the graph cache, and
-the switch refusing the CPU. Replays equal to eager are checked on a GPU (tests/test_cuda.py)."""
+"""The parts of whole-episode CUDA graphs that need no GPU: bucket choice, padding and slicing, the graph cache, the
+switch refusing the CPU, and the wiring: with ``cuda_graphs`` on, ``episode_logits`` and the Predictor route through
+``EpisodeGraphs`` (here a CPU stand-in keeping its contract) and give the eager outputs. Replays of real graphs equal
+to eager are checked on a GPU (tests/test_cuda.py)."""
 from __future__ import annotations
 
+import numpy as np
 import pytest
 import torch
 
+import hsnet.runtime.episode
+from hsnet import Predictor
 from hsnet.errors import InputError
-from hsnet.runtime import InferenceContext
-from hsnet.runtime.cuda_graphs import BUCKETS, EpisodeGraphs, GraphCache, bucket_of, chunks, fill_padded, shape_key, sliced
+from hsnet.runtime import InferenceContext, episode_logits
+from hsnet.runtime.cuda_graphs import (BUCKETS, EpisodeGraphs, GraphCache, Outputs, bucket_of, chunks, fill_padded,
+                                       shape_key, sliced)
 
 
 @pytest.mark.parametrize("batch,bucket", [(1, 1), (2, 2), (3, 4), (4, 4), (5, 8), (9, 16), (17, 32), (32, 32),
@@ -65,3 +71,102 @@ def test_the_switch_refuses_the_cpu_in_one_line() -> None:
     assert "CUDA graphs need a CUDA device" in str(error.value) and "\n" not in str(error.value)
     with pytest.raises(InputError, match="CUDA graphs need a CUDA device"):
         InferenceContext.create("cpu", cuda_graphs=True)
+
+
+# ---- the wiring, with a stand-in for EpisodeGraphs -----------------------------------------------------------------
+
+class StandInGraphs:
+    """EpisodeGraphs' contract on the CPU: ``fn`` on inputs padded to their bucket, outputs sliced; it records the
+    shape keys it would capture and the calls it would replay."""
+
+    made: list["StandInGraphs"] = []
+
+    def __init__(self, fn, context: InferenceContext):
+        self.fn, self.keys, self.calls = fn, set(), 0
+        StandInGraphs.made.append(self)
+
+    def run(self, *inputs: torch.Tensor, shared: tuple[torch.Tensor, ...] = ()) -> Outputs:
+        bucket = bucket_of(len(inputs[0]))
+        padded = tuple(torch.empty((bucket, *x.shape[1:]), dtype=x.dtype) for x in inputs)
+        for buffer, x in zip(padded, inputs):
+            fill_padded(buffer, x)
+        self.keys.add(shape_key(padded, bucket, shared))
+        self.calls += 1
+        return sliced(self.fn(*padded, *shared), len(inputs[0]))
+
+
+@pytest.fixture
+def stand_in(monkeypatch: pytest.MonkeyPatch) -> type[StandInGraphs]:
+    StandInGraphs.made = []
+    monkeypatch.setattr(hsnet.runtime.episode, "EpisodeGraphs", StandInGraphs)
+    return StandInGraphs
+
+
+def graphs_on(precision: str = "fp32", max_pass_bytes: int | None = None) -> InferenceContext:
+    """A CPU context with the switch on (``create`` refuses it on the CPU; the fields are taken as given)."""
+    return InferenceContext(torch.device("cpu"), precision, cuda_graphs=True, max_pass_bytes=max_pass_bytes)
+
+
+def episode(batch: int, shots: int = 2, side: int = 64, seed: int = 0) -> tuple[torch.Tensor, ...]:
+    generator = torch.Generator().manual_seed(seed)
+    masks = torch.zeros(batch, shots, side, side)
+    masks[..., side // 4: side // 2, side // 3:] = 1
+    return (torch.randn(batch, 3, side, side, generator=generator),
+            torch.randn(batch, shots, 3, side, side, generator=generator), masks)
+
+
+def test_episode_logits_route_through_the_graphs_and_equal_eager(resnet50, stand_in) -> None:
+    context, eager = graphs_on(), InferenceContext.create("cpu")
+    for batch, seed in ((3, 0), (1, 1), (4, 2)):  # 3 and 4 share bucket 4: one graph, replayed
+        inputs = episode(batch, seed=seed)
+        torch.testing.assert_close(episode_logits(resnet50, context, *inputs), episode_logits(resnet50, eager, *inputs),
+                                   rtol=1e-4, atol=1e-4)
+    (graphs,) = stand_in.made
+    assert graphs.calls == 3 and len(graphs.keys) == 2
+
+
+def test_an_episode_past_one_pass_runs_eagerly(resnet50, stand_in) -> None:
+    inputs = episode(2)
+    logits = episode_logits(resnet50, graphs_on(max_pass_bytes=2**20), *inputs)  # a pair alone is more than 1 MiB
+    torch.testing.assert_close(logits, episode_logits(resnet50, InferenceContext.create("cpu"), *inputs))
+    assert not stand_in.made
+
+
+def test_predictor_routes_through_the_graphs_and_equals_eager(predictor_resnet50, stand_in, photo, blob) -> None:
+    eager = Predictor(predictor_resnet50, device="cpu", image_size=96)
+    graphed = Predictor(predictor_resnet50, device="cpu", image_size=96)
+    graphed.context = graphs_on()
+    supports, masks = [photo(120, 90, 1), photo(90, 120, 2)], [blob(120, 90), blob(90, 120)]
+    query = photo(100, 80, 3)
+    expected, got = eager.predict(query, supports, masks), graphed.predict(query, supports, masks)
+    (graphs,) = stand_in.made
+    assert graphs.calls == 1 and "episode (CUDA graph)" in got.timings
+    assert np.array_equal(got.mask, expected.mask)
+    np.testing.assert_allclose(got.shot_probabilities, expected.shot_probabilities, atol=1e-4)
+    for mine, theirs in zip(got.layer_maps, expected.layer_maps):
+        np.testing.assert_allclose(mine.values, theirs.values, atol=1e-4)
+    for mine, theirs in zip(got.query_features.features.levels, expected.query_features.features.levels):
+        torch.testing.assert_close(mine, theirs, rtol=1e-4, atol=1e-4)
+    queries = [photo(100, 80, seed) for seed in (4, 5, 6)]
+    handle = graphed.set_supports(supports, masks)
+    many = list(graphed.predict_many(queries, handle, batch_size=3))  # bucket 4, padded
+    assert graphs.calls == 2 and len(graphs.keys) == 2
+    for mine, theirs in zip(many, eager.predict_many(queries, eager.set_supports(supports, masks), batch_size=3)):
+        assert np.array_equal(mine.mask, theirs.mask)
+        np.testing.assert_allclose(mine.shot_probabilities, theirs.shot_probabilities, atol=1e-4)
+
+
+def test_fp16_replays_that_overflow_are_computed_again_eagerly(resnet50, stand_in, monkeypatch) -> None:
+    monkeypatch.setattr(StandInGraphs, "run", lambda self, *inputs, shared=(): self.fn(*inputs, *shared) * np.nan)
+    with pytest.warns(RuntimeWarning, match="fp16 overflowed in the replayed episode"):
+        logits = episode_logits(resnet50, graphs_on("fp16"), *episode(1))
+    assert torch.isfinite(logits).all()
+    torch.testing.assert_close(logits, episode_logits(resnet50, InferenceContext.create("cpu", "bf16"), *episode(1)))
+
+
+def test_the_default_is_one_constant_and_never_turns_graphs_on_off_cuda(monkeypatch: pytest.MonkeyPatch) -> None:
+    import hsnet.runtime.context
+
+    assert InferenceContext.create("cpu").cuda_graphs is False
+    monkeypatch.setattr(hsnet.runtime.context, "CUDA_GRAPHS_DEFAULT", True)
+    assert InferenceContext.create("cpu").cuda_graphs is False  # None: the default applies on CUDA only

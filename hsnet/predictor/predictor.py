@@ -4,8 +4,9 @@ Supports are encoded once (``set_supports``, cached by content) and queried many
 times (``predict``, ``predict_many``). Images are resized to the model's square
 side as the authors do; backbone, correlation and learner run through the runtime's
 one path (``hsnet.runtime.encode`` and ``run_episode``: bounded passes under the
-context's precision); masks are made at model resolution and only the final mask is
-resized to the query's original size.
+context's precision; with ``cuda_graphs`` a query's pixels -> logits, layer maps and features
+replayed from a whole-episode CUDA graph, ``hsnet.runtime.episode.query_episode``); masks are
+made at model resolution and only the final mask is resized to the query's original size.
 """
 from __future__ import annotations
 
@@ -23,8 +24,8 @@ from ..errors import InputError
 from ..inputs import ImageLike, load_mask, load_rgb
 from ..limits import check_image_size
 from ..model import K_SHOT_RULES, FeaturePyramid, HSNet, correlate, foreground_score
-from ..runtime import InferenceContext, encode, encode_episode, run_episode
-from ..runtime.episode import combined_precision
+from ..runtime import Episode, InferenceContext, encode, encode_episode, run_episode
+from ..runtime.episode import combined_precision, query_episode
 from .cache import DEFAULT_CACHE_BYTES, ByteLRU
 from .results import LayerMap, Prediction, QueryFeatures, SupportSet, resized
 
@@ -65,7 +66,7 @@ class Predictor:
 
     def __init__(self, model: HSNet, device: str | torch.device | None = None, precision: str | None = None,
                  image_size: int | None = None, *, cache_bytes: int = DEFAULT_CACHE_BYTES, compile: bool = False,
-                 cuda_graphs: bool = False):
+                 cuda_graphs: bool | None = None):
         self.image_size = check_image_size(model.image_size if image_size is None else image_size)
         self.cache: ByteLRU[SupportSet] = ByteLRU(cache_bytes)
         self.context = InferenceContext.create(device, precision, compile=compile, cuda_graphs=cuda_graphs)
@@ -144,10 +145,26 @@ class Predictor:
         cached = self.cache.get(key)
         if cached is not None:
             return replace(cached, from_cache=True)
-        features, precision = self._encode(pixels, mask_tensor)
+        return self._encoded_supports(key, pixels, mask_tensor)
+
+    def _encoded_supports(self, key: str, pixels: torch.Tensor, masks: torch.Tensor) -> SupportSet:
+        """(K, 3, S, S) uint8 supports and their masks encoded, and kept in the cache under ``key``."""
+        features, precision = self._encode(pixels, masks)
         supports = SupportSet(features, len(pixels), self.image_size, key, precision=precision)
         self.cache.put(key, supports)
         return supports
+
+    def _query(self, images: list[Image.Image], supports: SupportSet) -> tuple[QueryFeatures, Episode | None]:
+        """The queries' features; with ``cuda_graphs`` also their episode, replayed from a whole-episode CUDA graph
+        (None where it runs eagerly: after the backbone, in ``_segment``)."""
+        pixels = self._pixels(images)
+        if self.context.cuda_graphs:
+            replayed = query_episode(self.model, self.context, pixels, supports.features)
+            if replayed is not None:
+                episode, features = replayed
+                return QueryFeatures(features, images[0].size, episode.precision), episode
+        features, precision = self._encode(pixels)
+        return QueryFeatures(features, images[0].size, precision), None
 
     def encode_query(self, query: ImageLike) -> QueryFeatures:
         """One query's features at model resolution (what ``point_correlation`` reads), with its original size."""
@@ -175,24 +192,26 @@ class Predictor:
             if masks is None:
                 raise InputError("support images given without masks; give one mask per support image")
             handle, query_features = self._encode_episode(image, supports, masks, watch)
+        episode = None
         if query_features is None:
-            features, precision = self._encode(self._pixels([image]))
-            query_features = QueryFeatures(features, image.size, precision)
-        watch.lap("backbone")
+            query_features, episode = self._query([image], handle)
+        watch.lap("backbone" if episode is None else "episode (CUDA graph)")
         (result,) = self._segment([image], query_features, handle, rule, watch, fresh_supports=not handle.from_cache
-                                  and not isinstance(supports, SupportSet))
+                                  and not isinstance(supports, SupportSet), episode=episode)
         return result
 
     def _encode_episode(self, query: Image.Image, images: Sequence[ImageLike] | ImageLike,
                         masks: Sequence[ImageLike] | ImageLike,
                         watch: _Stopwatch) -> tuple[SupportSet, QueryFeatures | None]:
         """The supports' handle, and the query's features when the supports were new (one backbone batch if it
-        fits one pass)."""
+        fits one pass; with ``cuda_graphs`` the supports alone, the query goes through the replayed episode)."""
         key, pixels, mask_tensor = self._read_supports(images, masks)
         cached = self.cache.get(key)
         watch.lap("preprocess")
         if cached is not None:
             return replace(cached, from_cache=True), None
+        if self.context.cuda_graphs:
+            return self._encoded_supports(key, pixels, mask_tensor), None
         batch = self.model.preprocess(torch.cat([self._pixels([query]), pixels]))
         query_features, features, precision = encode_episode(self.model, self.context, batch[:1], batch[1:],
                                                              mask_tensor)
@@ -231,18 +250,19 @@ class Predictor:
         if not images:
             return []
         watch = _Stopwatch(self.context)
-        features, precision = self._encode(self._pixels(images))
-        watch.lap("backbone")
-        return self._segment(images, QueryFeatures(features, images[0].size, precision), supports, rule, watch)
+        query, episode = self._query(images, supports)
+        watch.lap("backbone" if episode is None else "episode (CUDA graph)")
+        return self._segment(images, query, supports, rule, watch, episode=episode)
 
     def _segment(self, images: list[Image.Image], query: QueryFeatures, supports: SupportSet, rule: str,
-                 watch: _Stopwatch, fresh_supports: bool = False) -> list[Prediction]:
-        """The runtime's forward path (logits and layer maps at model resolution), then each final mask resized;
-        ``query`` holds the features of every image in ``images``."""
-        side = (self.image_size, self.image_size)
-        episode = run_episode(self.model, self.context, query.features, supports.features, supports.shots, side,
-                              layer_maps=True)
-        watch.lap("correlation+learner")
+                 watch: _Stopwatch, fresh_supports: bool = False, episode: Episode | None = None) -> list[Prediction]:
+        """The runtime's forward path (logits and layer maps at model resolution; ``episode`` when it was replayed
+        already), then each final mask resized; ``query`` holds the features of every image in ``images``."""
+        if episode is None:
+            side = (self.image_size, self.image_size)
+            episode = run_episode(self.model, self.context, query.features, supports.features, supports.shots, side,
+                                  layer_maps=True)
+            watch.lap("correlation+learner")
         precision = combined_precision(episode.precision, query.precision, supports.precision)
         with self.context.inference():
             probabilities = episode.logits.softmax(dim=2)[:, :, 1].cpu().numpy()

@@ -9,9 +9,10 @@ the measured default of the device; a pass that fp16 makes non-finite is recompu
 """
 from __future__ import annotations
 
-from collections.abc import Iterator
+from collections.abc import Callable, Hashable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
+from typing import TypeVar
 
 import torch
 
@@ -23,7 +24,11 @@ PRECISIONS: tuple[str, ...] = ("fp32", "tf32", "bf16", "fp16", "auto")
 # The precision inference runs in on CUDA when none is given, chosen from measurement (benchmarks/, issue 21):
 # float32, exact, until the CUDA benchmarks name a faster precision whose masks agree with it. fp32 elsewhere.
 CUDA_DEFAULT_PRECISION = "fp32"
+# Whether whole episodes are replayed from CUDA graphs on CUDA when the caller passes None: off until the CUDA
+# benchmarks (benchmarks/inference.py --cuda-suite, "predictor" against "predictor-graphs") measure them faster.
+CUDA_GRAPHS_DEFAULT = False
 DEVICE_TYPES = ("cpu", "cuda", "mps")
+T = TypeVar("T")
 
 
 def resolve_device(device: str | torch.device | None = None) -> torch.device:
@@ -96,7 +101,8 @@ class InferenceContext:
     """A checked device + precision, the memory budget of one pass, and the optional compilation of the learner.
 
     ``compile`` runs the learner through ``torch.compile`` (slow first call per shape);
-    ``cuda_graphs`` (CUDA only) compiles it with CUDA graphs ("reduce-overhead");
+    ``cuda_graphs`` (CUDA only) replays whole episodes from CUDA graphs (``hsnet.runtime.cuda_graphs``; the
+    graphs are kept in ``graphs``, per model);
     ``max_pass_bytes`` overrides the device's budget of one pass (see passes.py).
     Made by ``create`` (which checks); the fields are taken as given.
     """
@@ -107,13 +113,16 @@ class InferenceContext:
     cuda_graphs: bool = False
     max_pass_bytes: int | None = None
     announced: set[str] = field(default_factory=set, init=False, repr=False, compare=False)  # warnings said once
+    graphs: dict = field(default_factory=dict, init=False, repr=False, compare=False)  # (model id, what) -> kept
 
     @classmethod
     def create(cls, device: str | torch.device | None = None, precision: str | None = None, *, compile: bool = False,
-               cuda_graphs: bool = False, max_pass_bytes: int | None = None) -> "InferenceContext":
+               cuda_graphs: bool | None = None, max_pass_bytes: int | None = None) -> "InferenceContext":
         """The context for ``device`` (None: CUDA when available) and ``precision`` (None: the device's default);
-        InputError if it cannot run."""
+        ``cuda_graphs`` None is ``CUDA_GRAPHS_DEFAULT`` on CUDA, off elsewhere; InputError if it cannot run."""
         resolved = resolve_device(device)
+        if cuda_graphs is None:
+            cuda_graphs = CUDA_GRAPHS_DEFAULT and resolved.type == "cuda"
         context = cls(resolved, resolve_precision(resolved, precision), compile, cuda_graphs, max_pass_bytes)
         if cuda_graphs and context.device.type != "cuda":
             raise InputError("CUDA graphs need a CUDA device; leave cuda_graphs off on the CPU")
@@ -148,9 +157,17 @@ class InferenceContext:
     def prepare(self, model: HSNet) -> HSNet:
         """``model`` in eval mode on this device, its learner compiled if asked."""
         model = model.eval().to(self.device)
-        if self.compile or self.cuda_graphs:
-            model.hpn_learner.compile(mode="reduce-overhead" if self.cuda_graphs else None)
+        if self.compile:
+            model.hpn_learner.compile()
         return model
+
+    def kept(self, model: HSNet, what: Hashable, make: Callable[[], T]) -> T:
+        """What this context keeps for ``model`` under ``what`` (its CUDA graphs), made by ``make()`` on first use."""
+        key = (id(model), what)
+        entry = self.graphs.get(key)
+        if entry is None or entry[0] is not model:  # the model is kept beside it: its id is not reused meanwhile
+            entry = self.graphs[key] = (model, make())
+        return entry[1]
 
     def synchronize(self) -> None:
         """Wait for the device to finish queued work (for honest stage timings)."""

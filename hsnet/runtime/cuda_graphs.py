@@ -3,12 +3,13 @@
 At batch 1 an episode on a GPU is bound by kernel launches, not arithmetic (hundreds of small
 kernels; docs/performance.md, "CUDA"). A CUDA graph launches everything one call captured at once.
 
-    graphs = EpisodeGraphs(fn, context)          # fn(*inputs) -> tensor or tuple of tensors, batch first
+    graphs = EpisodeGraphs(fn, context)          # fn(*inputs, *shared) -> tensor or tuple of tensors, batch first
     logits = graphs.run(query, supports, masks)  # equals fn(query, supports, masks), replayed
+    logits = graphs.run(queries, shared=levels)  # ``shared`` inputs (e.g. encoded supports) have no batch dim
 
 - Shapes: a call's batch B is rounded up to the smallest bucket of ``BUCKETS`` that holds it
   (larger batches run in chunks of the largest); a graph is kept per (bucket, every input's
-  shape after the batch and dtype, the autocast state). Rows past B are copies of the last real
+  shape after the batch and dtype, each shared input's shape and dtype, the autocast state). Rows past B are copies of the last real
   row, so they stay finite; outputs are sliced to B and cloned (the next replay overwrites them).
 - Capture: the first call of a key copies its inputs into static buffers, runs ``fn`` three
   times on a side stream (cuDNN and cuBLAS pick their algorithms), then captures one call into
@@ -22,7 +23,8 @@ kernels; docs/performance.md, "CUDA"). A CUDA graph launches everything one call
   such as the fp16 guard's look for non-finite values, go on the outputs after ``run`` (an fp16
   episode is captured without its guard and its outputs checked after each replay).
 - Switch: ``InferenceContext(cuda_graphs=True)`` means "run whole episodes through
-  ``EpisodeGraphs``"; the front ends reach it through the runtime's one forward path.
+  ``EpisodeGraphs``"; the front ends reach it through the runtime's one forward path
+  (``hsnet.runtime.episode``: ``episode_logits`` and the Predictor's ``query_episode``).
   ``compile=True`` stays the separate ``torch.compile`` of the learner.
 """
 from __future__ import annotations
@@ -76,10 +78,12 @@ def sliced(outputs: Outputs, n: int) -> Outputs:
     return tuple(o[:n].clone() for o in outputs)
 
 
-def shape_key(inputs: tuple[torch.Tensor, ...], bucket: int) -> Key:
-    """What a graph is fixed to: the bucket, every input's shape after the batch and its dtype, and autocast."""
+def shape_key(inputs: tuple[torch.Tensor, ...], bucket: int, shared: tuple[torch.Tensor, ...] = ()) -> Key:
+    """What a graph is fixed to: the bucket, every input's shape after the batch and its dtype, every shared
+    input's shape and dtype, and autocast."""
     autocast = (torch.is_autocast_enabled("cuda"), torch.get_autocast_dtype("cuda"))
-    return (bucket, *((tuple(x.shape[1:]), x.dtype) for x in inputs), autocast)
+    return (bucket, *((tuple(x.shape[1:]), x.dtype) for x in inputs), "shared",
+            *((tuple(x.shape), x.dtype) for x in shared), autocast)
 
 
 class GraphCache(Generic[T]):
@@ -116,15 +120,18 @@ def autocast_cache_off() -> Iterator[None]:
 
 @dataclass
 class CapturedEpisode:
-    """One captured graph: its static input buffers and the outputs each replay writes."""
+    """One captured graph: its static input buffers (batched, shared) and the outputs each replay writes."""
 
     graph: torch.cuda.CUDAGraph
     inputs: tuple[torch.Tensor, ...]
+    shared: tuple[torch.Tensor, ...]
     outputs: Outputs
 
-    def __call__(self, inputs: tuple[torch.Tensor, ...]) -> Outputs:
+    def __call__(self, inputs: tuple[torch.Tensor, ...], shared: tuple[torch.Tensor, ...]) -> Outputs:
         for buffer, items in zip(self.inputs, inputs):
             fill_padded(buffer, items)
+        for buffer, value in zip(self.shared, shared):
+            buffer.copy_(value, non_blocking=True)
         self.graph.replay()
         return sliced(self.outputs, inputs[0].shape[0])
 
@@ -141,17 +148,20 @@ class EpisodeGraphs:
         self.pool = torch.cuda.graph_pool_handle()
         self.lock = threading.Lock()  # one replay at a time: the static buffers are shared
 
-    def run(self, *inputs: torch.Tensor) -> Outputs:
-        """``fn(*inputs)`` from the graph of their shape (captured on first use); batch is dim 0 of every input."""
+    def run(self, *inputs: torch.Tensor, shared: tuple[torch.Tensor, ...] = ()) -> Outputs:
+        """``fn(*inputs, *shared)`` from the graph of their shapes (captured on first use); batch is dim 0 of every
+        input, ``shared`` inputs are the same for every item."""
         device = self.context.device
         inputs = tuple(x.to(device, non_blocking=True) for x in inputs)
+        shared = tuple(x.to(device, non_blocking=True) for x in shared)
         parts = []
         for part in chunks(inputs[0].shape[0], self.buckets):
             piece = tuple(x[part] for x in inputs)
             bucket = bucket_of(piece[0].shape[0], self.buckets)
             with self.lock:
-                episode = self.cache.get(shape_key(piece, bucket), lambda: self._capture(piece, bucket))
-                parts.append(episode(piece))
+                episode = self.cache.get(shape_key(piece, bucket, shared),
+                                         lambda: self._capture(piece, bucket, shared))
+                parts.append(episode(piece, shared))
         if len(parts) == 1:
             return parts[0]
         if isinstance(parts[0], torch.Tensor):
@@ -162,23 +172,25 @@ class EpisodeGraphs:
         """Graphs captured and kept."""
         return len(self.cache)
 
-    def _capture(self, items: tuple[torch.Tensor, ...], bucket: int) -> CapturedEpisode:
-        """Warm ``fn`` up on a side stream, then capture it on static buffers of ``bucket`` rows."""
+    def _capture(self, items: tuple[torch.Tensor, ...], bucket: int,
+                 shared: tuple[torch.Tensor, ...]) -> CapturedEpisode:
+        """Warm ``fn`` up on a side stream, then capture it on static buffers of ``bucket`` rows (and the shared)."""
         buffers = tuple(torch.empty((bucket, *x.shape[1:]), dtype=x.dtype, device=x.device) for x in items)
         for buffer, x in zip(buffers, items):
             fill_padded(buffer, x)
+        kept = tuple(x.clone() for x in shared)
         graph = torch.cuda.CUDAGraph()
         with autocast_cache_off():
             side = torch.cuda.Stream(self.context.device)
             side.wait_stream(torch.cuda.current_stream(self.context.device))
             with torch.cuda.stream(side):
                 for _ in range(WARMUP_CALLS):
-                    self.fn(*buffers)
+                    self.fn(*buffers, *kept)
             torch.cuda.current_stream(self.context.device).wait_stream(side)
             try:
                 with torch.cuda.graph(graph, pool=self.pool, capture_error_mode="thread_local"):  # others run on
-                    outputs = self.fn(*buffers)
+                    outputs = self.fn(*buffers, *kept)
             except RuntimeError as error:
                 raise RuntimeError(f"the episode cannot be captured as a CUDA graph: it synchronises with the host "
                                    f"or allocates outside the capture ({str(error)[:160]}); run it eagerly") from error
-        return CapturedEpisode(graph, buffers, outputs)
+        return CapturedEpisode(graph, buffers, kept, outputs)

@@ -7,19 +7,28 @@ predict``/``label``, evaluation and training's validation (``episode_logits``), 
 benchmark, and the tensor API (``HSNetModel.forward``/``predict_mask``). ``run_episode`` and
 ``encode`` run it and the backbone under an ``InferenceContext`` (precision, fast kernels,
 the fp16 guard).
+
+With ``context.cuda_graphs`` the front ends that run episodes on tensors (``episode_logits``;
+the Predictor through ``query_episode``) replay whole episodes, backbone included, from
+``EpisodeGraphs``. A captured episode runs in one backbone and one correlation pass: one whose
+batch bucket would need more passes within the budget runs eagerly. Under fp16 the replay's
+outputs are checked after it and the episode computed again eagerly in the fallback when they
+are not finite (``hsnet.runtime.guard``).
 """
 from __future__ import annotations
 
 from collections.abc import Callable
 from dataclasses import dataclass
+from functools import partial
 
 import torch
 
 from ..model import FeaturePyramid, HSNet, Ops
 from .context import InferenceContext
+from .cuda_graphs import EpisodeGraphs, Outputs, bucket_of
 from .guard import guarded
 from .kernels import pick_ops
-from .passes import backbone_passes, bounded_passes
+from .passes import backbone_passes, bounded_passes, one_pass, pair_bytes
 
 PassResult = tuple[torch.Tensor, list[torch.Tensor]]
 Guard = Callable[[Callable[[], PassResult]], tuple[PassResult, str]]
@@ -128,6 +137,77 @@ def encode_episode(model: HSNet, context: InferenceContext, query: torch.Tensor,
 def episode_logits(model: HSNet, context: InferenceContext, query: torch.Tensor, supports: torch.Tensor,
                    masks: torch.Tensor, output_size: tuple[int, int] | None = None) -> torch.Tensor:
     """(B, 3, H, W), (B, K, 3, H, W), (B, K, H, W) normalized tensors -> (B, K, 2, h, w) float32 logits;
-    ``output_size`` defaults to the query's (H, W)."""
+    ``output_size`` defaults to the query's (H, W). Replayed from CUDA graphs with ``context.cuda_graphs``."""
+    size = output_size or tuple(query.shape[-2:])
+    if context.cuda_graphs and _replayable(model, context, query, supports):
+        eager = partial(_episode_outputs, model, context, size)
+        graphs = context.kept(model, ("episode", size), lambda: EpisodeGraphs(eager, context))
+        inputs = tuple(x.to(context.device) for x in (query, supports, masks))
+        return _replayed(context, graphs, inputs, (), eager)[0]
     q, s, _ = encode_episode(model, context, query, supports.flatten(0, 1), masks.flatten(0, 1))
-    return run_episode(model, context, q, s, supports.shape[1], output_size or tuple(query.shape[-2:])).logits
+    return run_episode(model, context, q, s, supports.shape[1], size).logits
+
+
+def query_episode(model: HSNet, context: InferenceContext, pixels: torch.Tensor,
+                  support: FeaturePyramid) -> tuple[Episode, FeaturePyramid] | None:
+    """The episode (with layer maps) and features of (B, 3, S, S) uint8 query pixels against K shared encoded
+    supports, replayed from a whole-episode CUDA graph (the Predictor with ``context.cuda_graphs``); None where the
+    batch bucket would need more than one pass (the caller runs it eagerly)."""
+    pixel_count, shots = pixels.shape[-2] * pixels.shape[-1], support.levels[0].shape[0]
+    bucket = bucket_of(len(pixels))
+    if not one_pass(bucket, pixel_count, bucket, shots, pair_bytes(support.levels, support.levels),
+                    context.pass_bytes):
+        return None
+    eager = partial(_query_outputs, model, context)
+    graphs = context.kept(model, "query episode", lambda: EpisodeGraphs(eager, context))
+    levels = tuple(x.to(context.device) for x in support.levels)
+    outputs, precision = _replayed(context, graphs, (pixels.to(context.device),), levels, eager)
+    n = len(levels)
+    return Episode(outputs[0], list(outputs[1:1 + n]), precision), FeaturePyramid(list(outputs[1 + n:]))
+
+
+def _episode_outputs(model: HSNet, context: InferenceContext, output_size: tuple[int, int], query: torch.Tensor,
+                     supports: torch.Tensor, masks: torch.Tensor) -> torch.Tensor:
+    """``episode_logits`` as a pure tensor function (no host syncs, no guard): what its graph captures."""
+    ops = pick_ops(model, context.device)
+    q, s = model.episode_features(query, supports.flatten(0, 1), masks.flatten(0, 1), ops)
+    return run_passes(model, ops, q, s, supports.shape[1], output_size, context.pass_bytes).logits
+
+
+def _query_outputs(model: HSNet, context: InferenceContext, pixels: torch.Tensor,
+                   *support_levels: torch.Tensor) -> tuple[torch.Tensor, ...]:
+    """Logits, layer maps and query features of uint8 pixels against shared supports as a pure tensor function."""
+    ops = pick_ops(model, context.device)
+    query = model.query_features(model.preprocess(pixels), ops)
+    episode = run_passes(model, ops, query, FeaturePyramid(list(support_levels)), support_levels[0].shape[0],
+                         tuple(pixels.shape[-2:]), context.pass_bytes, layer_maps=True)
+    return (episode.logits, *episode.layer_maps, *query.levels)
+
+
+def _replayable(model: HSNet, context: InferenceContext, query: torch.Tensor, supports: torch.Tensor) -> bool:
+    """Whether an ``episode_logits`` call's batch bucket fits one backbone and one correlation pass (the bytes of
+    a pair are learned once per shape from one query's features)."""
+    if query.shape[-2:] != supports.shape[-2:]:
+        return False
+    batch, shots = supports.shape[:2]
+    bucket = bucket_of(batch)
+
+    def pair() -> int:
+        features, _ = encode(model, context, query[:1])
+        return pair_bytes(features.levels, features.levels)
+
+    pair_size = context.kept(model, ("pair bytes", tuple(query.shape[1:])), pair)
+    return one_pass(bucket * (1 + shots), query.shape[-2] * query.shape[-1], bucket, shots, pair_size,
+                    context.pass_bytes)
+
+
+def _replayed(context: InferenceContext, graphs: EpisodeGraphs, inputs: tuple[torch.Tensor, ...],
+              shared: tuple[torch.Tensor, ...], eager: Callable[..., Outputs]) -> tuple[Outputs, str]:
+    """``graphs.run(*inputs, shared=shared)`` under ``context``, and its precision: under fp16 its outputs are checked
+    and, if not all finite, ``eager`` computes them again in the fallback."""
+    def outputs(result: Outputs) -> tuple[torch.Tensor, ...]:
+        return (result,) if isinstance(result, torch.Tensor) else result
+
+    with context.inference():
+        return guarded(context, lambda: graphs.run(*inputs, shared=shared), outputs, "replayed episode",
+                       again=lambda: eager(*inputs, *shared))

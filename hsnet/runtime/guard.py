@@ -26,9 +26,9 @@ def all_finite(tensors: Iterable[torch.Tensor]) -> bool:
 
 
 def guarded(context: InferenceContext, compute: Callable[[], T], outputs: Callable[[T], Iterable[torch.Tensor]],
-            what: str) -> tuple[T, str]:
-    """``compute()`` and the precision that produced it: under fp16, again in the fallback when ``outputs`` of its
-    result are not all finite."""
+            what: str, again: Callable[[], T] | None = None) -> tuple[T, str]:
+    """``compute()`` and the precision that produced it: under fp16, ``again()`` (default ``compute()``) in the
+    fallback when ``outputs`` of its result are not all finite (a replayed CUDA graph is computed again eagerly)."""
     result = compute()
     if context.precision != "fp16" or all_finite(outputs(result)):
         return result, context.precision
@@ -39,4 +39,4 @@ def guarded(context: InferenceContext, compute: Callable[[], T], outputs: Callab
         context.announced.add(message)
         warnings.warn(message, RuntimeWarning, stacklevel=3)
     with autocast(context.device, {"bf16": torch.bfloat16}.get(fallback)):
-        return compute(), f"fp16->{fallback}"
+        return (again or compute)(), f"fp16->{fallback}"

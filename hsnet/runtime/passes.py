@@ -41,6 +41,13 @@ def backbone_passes(images: int, pixels: int, budget: int) -> list[slice]:
     return [slice(i, min(i + step, images)) for i in range(0, images, step)]
 
 
+def one_pass(images: int, pixels: int, batch: int, shots: int, pair: int, budget: int) -> bool:
+    """Whether ``images`` images of ``pixels`` pixels go through the backbone, and ``batch`` x ``shots`` pairs of
+    ``pair`` correlation bytes through correlation and learner, each in one pass within ``budget`` bytes."""
+    return len(backbone_passes(images, pixels, budget)) == 1 and len(pair_passes(batch, shots,
+                                                                                max(1, budget // pair))) == 1
+
+
 def bounded_passes(query: FeaturePyramid, support: FeaturePyramid, shots: int,
                    budget: int) -> Iterator[tuple[slice, slice, FeaturePyramid, FeaturePyramid]]:
     """(query slice, shot slice, query block, support block) covering every pair within ``budget`` bytes a pass.
