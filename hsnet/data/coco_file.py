@@ -3,8 +3,10 @@
 Reads what ``hsnet label`` writes (``annotations/instances_default.json`` beside ``images/``, as
 CVAT exports "COCO 1.0", and the older ``annotations.json``), what CVAT and Label Studio export
 and what pycocotools writes: polygons, compressed and uncompressed RLE, ``iscrowd`` 0 and 1. The
-photos are looked up under ``--images`` or else beside the file, in ``images/`` beside it, and in
-``images/`` beside its folder; a ``file_name`` that is not found there is tried by its base name.
+photos are looked up under ``--images`` or else beside the file, in ``images/`` beside it, in
+``images/`` beside its folder and, for ``annotations/instances_<subset>.json``, in
+``images/<subset>/`` (CVAT's and datumaro's export); a ``file_name`` that is not found there is
+tried by its base name (Label Studio's older ``/data/upload/...`` names).
 The masks are decoded by pycocotools, so a file it reads is read the same here.
 """
 from __future__ import annotations
@@ -101,7 +103,9 @@ class CocoFileDataset(OwnDataset):
         if self.images_dir:
             return [self.images_dir]
         here = self.root.parent
-        return [here, here / "images", here.parent / "images"]
+        roots = [here, here / "images", here.parent / "images"]
+        subset = self.root.stem.partition("instances_")[2]  # CVAT / datumaro: images/<subset>/ beside annotations/
+        return roots + [here.parent / "images" / subset] if subset else roots
 
     def find_image(self, file_name: str) -> Path | None:
         """The photo a ``file_name`` names, or None."""
