@@ -76,9 +76,8 @@ class CocoFileDataset(OwnDataset):
                 if size is not None:
                     found.classes.setdefault(names[category], {})[str(entry["file_name"])] = (path, source, size)
         if not any(found.classes.values()):
-            raise DatasetError(f"nothing usable in {self.root}: no annotated image was found and read "
-                               f"({len(found.notes)} problem(s), listed above); pass --images DIR if the photos are "
-                               "elsewhere")
+            first = f"; the first of {len(found.notes)} problem(s): {found.notes[0]}" if found.notes else ""
+            raise DatasetError(f"nothing usable in {self.root}: no annotated image was found and read{first}")
         return found
 
     def read_document(self) -> dict[str, Any]:

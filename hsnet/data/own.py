@@ -85,8 +85,9 @@ class OwnDataset(EpisodeDataset):
         self.split_notes = [f"class {one_line(c, 60)} has only {len(found.classes[c])} usable image(s); an episode "
                             "needs 2 or more, so it is left out: add images" for c in lonely]
         if not self.entries:
-            raise DatasetError(f"nothing usable in {self.root}: no class has 2 or more images with a usable mask "
-                               f"({len(found.notes)} file(s) left out, listed above); {self.download_hint()}")
+            first = f"; the first of {len(found.notes)} problem(s): {found.notes[0]}" if found.notes else ""
+            raise DatasetError(f"nothing usable in {self.root}: no class has 2 or more images with a usable mask"
+                               f"{first}")
         self.categories = list(self.entries)
         self.nclass = len(self.categories)
         self.record = self.read_split() if self.split_file and self.split_file.is_file() else self.make_split()
