@@ -105,7 +105,7 @@ SHAPES = ("square", "disc", "triangle", "cross", "ring", "bar")
 
 def shape_mask(kind: str, side: int, rng: np.random.Generator) -> np.ndarray:
     """A bool (side, side) mask of one shape of ``kind``, at a random place and size."""
-    size = int(rng.integers(side // 3, side // 2))
+    size = int(rng.integers(side // 2, side * 2 // 3))  # a third to a half of the picture: not a speck to ignore
     top, left = (int(v) for v in rng.integers(2, side - size - 2, size=2))
     y, x = np.mgrid[:side, :side]
     cy, cx, r = top + size / 2, left + size / 2, size / 2
