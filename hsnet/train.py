@@ -32,7 +32,7 @@ from tqdm import tqdm
 from .data import BENCHMARKS, OWN_LAYOUTS, EpisodeDataset, build_dataset, is_own_data
 from .data.own import SPLIT_FILE
 from .distributed import DistContext, barrier, init_distributed, main_first
-from .errors import CheckpointError, HSNetError, InputError, WeightsNotFoundError, describe
+from .errors import CheckpointError, InputError, WeightsNotFoundError, describe
 from .evaluate import run_episodes
 from .hub import from_pretrained, save_pretrained
 from .metrics import IoUMeter
