@@ -63,6 +63,10 @@ class CocoFileDataset(OwnDataset):
             if category not in used:
                 found.notes.append(f"left out: category {one_line(names[category], 60)} (id {category}) of {self.root} "
                                    "has no annotations; annotate it or delete it")
+        for image_id, entry in images.items():
+            if image_id not in by_image:
+                found.notes.append(f"left out: image {one_line(str(entry.get('file_name')), 80)} (id {image_id}) of "
+                                   f"{self.root} has no annotations (no object marked); annotate it if it shows one")
         for image_id in sorted(by_image, key=str):
             entry = images[image_id]
             path = self.find_image(str(entry.get("file_name", "")))
@@ -77,7 +81,8 @@ class CocoFileDataset(OwnDataset):
                     found.classes.setdefault(names[category], {})[str(entry["file_name"])] = (path, source, size)
         if not any(found.classes.values()):
             first = f"; the first of {len(found.notes)} problem(s): {found.notes[0]}" if found.notes else ""
-            raise DatasetError(f"nothing usable in {self.root}: no annotated image was found and read{first}")
+            raise DatasetError(f"nothing usable in {self.root}: no annotated image was found and read (pass --images DIR "
+                               f"if the photos are elsewhere){first}")
         return found
 
     def read_document(self) -> dict[str, Any]:
