@@ -3,9 +3,15 @@
 - "authors": the authors' ``predict_mask_nshot`` (one full 1-shot ``forward`` per support, then
   their vote) on their own model, under ``torch.no_grad`` as in their test script;
 - "hsnet": the same episode through hsnet (tensors in, voted mask out);
+- "graphs" (CUDA): the "hsnet" episode replayed from a whole-episode CUDA graph
+  (``hsnet.runtime.cuda_graphs.EpisodeGraphs``; the capture's seconds are recorded);
 - "cached": a further query against supports whose features were kept;
 - "predictor": ``hsnet.Predictor.predict`` end to end (uint8 images in, mask and heatmaps out),
   its support cache emptied before each call.
+
+In a bf16 setting the authors' code runs under plain bf16 autocast. Training and ``hsnet evaluate``
+settings have cases of their own (training_cases.py, evaluation_cases.py). ``facts["stages"]``
+maps a case to a probe that times its stages once (where the time goes), run after the rounds.
 """
 from __future__ import annotations
 
@@ -17,15 +23,42 @@ import torch
 
 import hsnet
 from hsnet.model import combine_shots
-from hsnet.runtime import InferenceContext, cached_logits, episode_logits
+from hsnet.runtime import InferenceContext, autocast, cached_logits, episode_logits
 from authors_code import build_authors_model
 from plan import Setting
 from synthetic import episode_tensors
 
+Stages = Callable[[], dict[str, float]]
 
-def build_cases(setting: Setting, names: list[str],
-                authors_code: Path | None) -> tuple[dict[str, Callable[[], Any]], dict[str, Any]]:
+
+def stopwatch(sync: Callable[[], None], steps: dict[str, Callable[[], Any]]) -> dict[str, float]:
+    """Seconds of each step run in order, the device waited for after each."""
+    import time
+
+    out = {}
+    for name, step in steps.items():
+        start = time.perf_counter()
+        step()
+        sync()
+        out[name] = time.perf_counter() - start
+    return out
+
+
+def device_sync(device: torch.device) -> Callable[[], None]:
+    return (lambda: torch.cuda.synchronize(device)) if device.type == "cuda" else (lambda: None)
+
+
+def build_cases(setting: Setting, names: list[str], authors_code: Path | None,
+                options: dict[str, Any] | None = None) -> tuple[dict[str, Callable[[], Any]], dict[str, Any]]:
     """The callables of ``names`` for ``setting`` and facts to record beside them (e.g. agreement of the masks)."""
+    if setting.task == "train":
+        from training_cases import build_training_cases
+
+        return build_training_cases(setting, names, authors_code)
+    if setting.task == "evaluate":
+        from evaluation_cases import build_evaluation_cases
+
+        return build_evaluation_cases(setting, names, options or {})
     device = torch.device(setting.device)
     k = setting.shots
     query, supports, masks = episode_tensors(setting.batch, k, setting.side, setting.mask_cover, setting.device)
@@ -40,6 +73,7 @@ def build_cases(setting: Setting, names: list[str],
     model = context.prepare(model)
     facts: dict[str, Any] = {"mask_pixels": round(float(masks.mean()), 3)}
     cases: dict[str, Callable[[], Any]] = {}
+    sync = device_sync(device)
 
     def episode() -> torch.Tensor:
         return combine_shots(episode_logits(model, context, query, supports, masks), "vote")
@@ -48,14 +82,34 @@ def build_cases(setting: Setting, names: list[str],
         batch = {"query_img": query, "support_imgs": supports, "support_masks": masks}
 
         def authors_episode() -> torch.Tensor:
-            with torch.no_grad():
+            with torch.no_grad(), autocast(device, context.dtype):
                 return authors.predict_mask_nshot(batch, k)
 
         agree = (authors_episode().float().view_as(episode()) == episode()).float().mean()
         facts["agreement_with_authors"] = float(agree)
         cases["authors"] = authors_episode
+    stages: dict[str, Stages] = {}
     if "hsnet" in names:
         cases["hsnet"] = episode
+
+        def episode_stages() -> dict[str, float]:
+            kept: dict[str, Any] = {}
+            with context.inference():
+                return stopwatch(sync, {
+                    "backbone": lambda: kept.update(f=model.episode_features(
+                        query, supports.flatten(0, 1), masks.flatten(0, 1))),
+                    "correlation": lambda: kept.update(c=model.hypercorrelation(*kept["f"], k)),
+                    "learner and vote": lambda: combine_shots(
+                        model.decode(kept["c"], k, tuple(query.shape[-2:])).float(), "vote"),
+                })
+
+        stages["hsnet"] = episode_stages
+    if "graphs" in names:
+        from hsnet.runtime.cuda_graphs import EpisodeGraphs
+
+        graphs = EpisodeGraphs(lambda q, s, m: combine_shots(episode_logits(model, context, q, s, m), "vote"), context)
+        facts["graph_capture_s"] = stopwatch(sync, {"capture": lambda: graphs.run(query, supports, masks)})["capture"]
+        cases["graphs"] = lambda: graphs.run(query, supports, masks)
     if "cached" in names:
         with context.inference():
             cached = model.support_features(supports.flatten(0, 1), masks.flatten(0, 1))
@@ -71,4 +125,6 @@ def build_cases(setting: Setting, names: list[str],
             return predictor.predict(images[0], images[1:], mask_arrays)
 
         cases["predictor"] = predict
+        stages["predictor"] = lambda: {k: v for k, v in predict().timings.items() if k != "total"}
+    facts["stages"] = stages
     return {name: cases[name] for name in names}, facts

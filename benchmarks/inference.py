@@ -6,11 +6,15 @@
   python benchmarks/inference.py --scaling-only                            # cost against side, shots, mask cover
   python benchmarks/inference.py --device cuda --backbones resnet101 --sizes 400 --shots 1 --batches 1 32 \\
          --precisions fp32 bf16 fp16 [--compile] [--cuda-graphs]
+  python benchmarks/inference.py --cuda-suite --authors-code DIR          # issue 21 on a GPU (benchmarks/gpu.sh)
+  python benchmarks/inference.py --cuda-suite --smoke --device cpu        # the same settings, tiny: do they run?
 
 DIR is a clone of the authors' repository (github.com/juhongm999/hsnet); without it
 the authors' case is left out. Each setting runs in a fresh process (plan.py),
 where its cases alternate call by call (measure.py, cases.py); results merge into
-benchmarks/results/<device>.json and <device>.md (report.py).
+benchmarks/results/<device>.json and <device>.md (report.py). Besides episodes, a setting
+can time training steps (training_cases.py) or ``hsnet evaluate`` with its data loading
+(evaluation_cases.py); every case records where its time goes and, on CUDA, its peak GPU memory.
 """
 from __future__ import annotations
 
@@ -21,24 +25,38 @@ import os
 import platform
 import re
 import shlex
+import statistics
 import subprocess
 import sys
 from dataclasses import asdict
 from pathlib import Path
-from typing import Any
+from typing import Any, Callable
 
 import torch
 
+from hsnet.runtime import PRECISIONS
 from plan import BACKBONES, CASES, Setting, plan
 from report import current_commit, fmt_s, merge_rows, rows_of, write_markdown
 
 ROOT = Path(__file__).resolve().parent.parent
+PRECISION_CHOICES = tuple(p for p in ("fp32", "tf32", "bf16", "fp16") if p in PRECISIONS)
 RESULTS = ROOT / "benchmarks" / "results"
 
 
+def peak_gpu_bytes(call: Callable[[], object]) -> int:
+    """GPU memory one call allocates at its peak beyond what was allocated before it."""
+    torch.cuda.synchronize()
+    before = torch.cuda.memory_allocated()
+    torch.cuda.reset_peak_memory_stats()
+    call()
+    torch.cuda.synchronize()
+    return torch.cuda.max_memory_allocated() - before
+
+
 def run_setting(setting: Setting, names: list[str], authors_code: Path | None, rounds: int,
-                warmup: int) -> dict[str, dict[str, Any]]:
-    """Measure one setting in this process: per case, its timing summary and the setting's facts."""
+                warmup: int, options: dict[str, Any] | None = None) -> dict[str, dict[str, Any]]:
+    """Measure one setting in this process: per case, its timing summary, where its time goes (stages, median of
+    three), its peak GPU memory, and the setting's facts."""
     from cases import build_cases
     from measure import alternate
 
@@ -46,11 +64,23 @@ def run_setting(setting: Setting, names: list[str], authors_code: Path | None, r
         from hsnet.runtime import retain_freed_memory
 
         retain_freed_memory()
-    cases, facts = build_cases(setting, names, authors_code)
+    cases, facts = build_cases(setting, names, authors_code, options)
+    probes = facts.pop("stages", {})
     sync = torch.cuda.synchronize if setting.device == "cuda" else (lambda: None)
     samples, background = alternate(cases, rounds, warmup, sync)
     shared = {**facts, "background_cpu_share": background, "threads": torch.get_num_threads()}
-    return {name: {**s.summary(), "wall_s": s.wall, "cpu_s": s.cpu, **shared} for name, s in samples.items()}
+    if setting.device == "cuda":
+        # TF32 outside hsnet's context, where the authors' code runs (PyTorch's defaults: cuDNN may use TF32)
+        shared["tf32_outside_hsnet"] = {"cudnn": torch.backends.cudnn.allow_tf32,
+                                        "matmul": torch.backends.cuda.matmul.allow_tf32}
+    rows = {name: {**s.summary(), "wall_s": s.wall, "cpu_s": s.cpu, **shared} for name, s in samples.items()}
+    for name in rows:
+        if name in probes:
+            runs = [probes[name]() for _ in range(3)]
+            rows[name]["stages_s"] = {stage: statistics.median(r[stage] for r in runs) for stage in runs[0]}
+        if setting.device == "cuda":
+            rows[name]["peak_gpu_bytes"] = peak_gpu_bytes(cases[name])
+    return rows
 
 
 def device_info(device: str) -> dict[str, str]:
@@ -72,7 +102,9 @@ def device_info(device: str) -> dict[str, str]:
 
 def measure_in_child(setting: Setting, names: list[str], args: argparse.Namespace) -> dict[str, dict[str, Any]]:
     """Run one setting in a fresh interpreter; on failure every case gets the reason instead of times."""
-    command = [sys.executable, __file__, "--worker", json.dumps({"setting": asdict(setting), "cases": names}),
+    job = {"setting": asdict(setting), "cases": names,
+           "options": {"episodes": args.evaluate_episodes, "workers": args.evaluate_workers}}
+    command = [sys.executable, __file__, "--worker", json.dumps(job),
                "--rounds", str(args.rounds), "--warmup", str(args.warmup)]
     if args.authors_code:
         command += ["--authors-code", str(args.authors_code)]
@@ -97,8 +129,8 @@ def parse_args(argv: list[str]) -> argparse.Namespace:
     parser.add_argument("--shots", nargs="+", type=int, default=[1, 5])
     parser.add_argument("--batches", nargs="+", type=int, help="default: 1 and 4 on the CPU, 1 and 32 on CUDA")
     parser.add_argument("--sizes", nargs="+", type=int, default=[400, 640], help="model input sides")
-    parser.add_argument("--precisions", nargs="+", choices=("fp32", "bf16", "fp16"),
-                        help="default: fp32 on the CPU; fp32, bf16 and fp16 on CUDA")
+    parser.add_argument("--precisions", nargs="+", choices=PRECISION_CHOICES,
+                        help="default: fp32 on the CPU; every precision on CUDA")
     parser.add_argument("--cases", nargs="+", choices=CASES, default=list(CASES))
     parser.add_argument("--mask-cover", type=float, default=0.25, help="fraction of each support image its mask covers")
     parser.add_argument("--compile", action="store_true", help="torch.compile hsnet's episode")
@@ -106,6 +138,23 @@ def parse_args(argv: list[str]) -> argparse.Namespace:
     parser.add_argument("--default-allocator", action="store_true",
                         help="leave glibc's allocator as it is (by default freed memory is kept for reuse)")
     parser.add_argument("--quick", action="store_true", help="ResNet-50, 400x400, batch 1, 1- and 5-shot")
+    parser.add_argument("--cuda-suite", action="store_true",
+                        help="issue 21's measurements: latency at batch 1 (ResNet-101 and -50, 1/5-shot, every "
+                             "precision), throughput at batch 32, training steps and hsnet evaluate")
+    parser.add_argument("--throughput-batch", type=int, default=32, help="batch of the throughput settings")
+    parser.add_argument("--throughput-precisions", nargs="*", choices=PRECISION_CHOICES, default=[],
+                        help="1-shot settings at --throughput-batch in these precisions")
+    parser.add_argument("--train-precisions", nargs="*", choices=PRECISION_CHOICES, default=[],
+                        help="time training steps (ResNet-50, the authors' recipe) in these precisions")
+    parser.add_argument("--train-batch", type=int, default=20)
+    parser.add_argument("--train-side", type=int, default=400)
+    parser.add_argument("--evaluate-precisions", nargs="*", choices=PRECISION_CHOICES, default=[],
+                        help="time hsnet evaluate with data loading (PASCAL-like 500x375 JPEGs) in these precisions")
+    parser.add_argument("--evaluate-batch", type=int, default=16)
+    parser.add_argument("--evaluate-episodes", type=int, default=128)
+    parser.add_argument("--evaluate-workers", type=int, default=min(8, os.cpu_count() or 1))
+    parser.add_argument("--smoke", action="store_true",
+                        help="the same settings shrunk to seconds (64 px, ResNet-50, one round): checks that they run")
     parser.add_argument("--scaling", action="store_true", help="also measure cost against side, shots, cover")
     parser.add_argument("--scaling-only", action="store_true", help="only the scaling measurements")
     parser.add_argument("--rounds", type=int, default=9, help="measured calls of each case")
@@ -118,8 +167,22 @@ def parse_args(argv: list[str]) -> argparse.Namespace:
     if args.quick:
         args.backbones, args.sizes, args.batches = ["resnet50"], [400], [1]
         args.rounds = min(args.rounds, 7)
+    if args.cuda_suite:
+        args.backbones, args.sizes, args.batches, args.shots = ["resnet101", "resnet50"], [400], [1], [1, 5]
+        args.cases = [case for case in CASES if case != "cached"]
+        args.throughput_precisions = args.throughput_precisions or ["fp32", "bf16"]
+        args.train_precisions = args.train_precisions or ["fp32", "bf16"]
+        args.evaluate_precisions = args.evaluate_precisions or ["bf16"]
     args.batches = args.batches or ([1, 32] if args.device == "cuda" else [1, 4])
-    args.precisions = args.precisions or (["fp32", "bf16", "fp16"] if args.device == "cuda" else ["fp32"])
+    args.precisions = args.precisions or (list(PRECISION_CHOICES) if args.device == "cuda" else ["fp32"])
+    if args.device == "cpu":  # half precision in float16 needs a GPU
+        for name in ("precisions", "throughput_precisions", "train_precisions", "evaluate_precisions"):
+            setattr(args, name, [p for p in getattr(args, name) if p != "fp16"])
+    if args.smoke:
+        args.backbones, args.sizes, args.shots, args.batches = args.backbones[-1:], [64], args.shots[:1], [1]
+        args.throughput_batch, args.train_batch, args.train_side = 2, 2, 64
+        args.evaluate_batch, args.evaluate_episodes, args.evaluate_workers = 2, 4, 1
+        args.rounds, args.warmup = 1, 0
     args.warmup = args.warmup if args.warmup is not None else (3 if args.device == "cuda" else 1)
     if args.authors_code and not (args.authors_code / "model" / "hsnet.py").is_file():
         parser.error(f"--authors-code {args.authors_code} holds no model/hsnet.py; give a clone of the authors' repository")
@@ -131,7 +194,7 @@ def main(argv: list[str]) -> int:
     if args.worker:
         job = json.loads(args.worker)
         print(json.dumps(run_setting(Setting(**job["setting"]), job["cases"], args.authors_code, args.rounds,
-                                     args.warmup)))
+                                     args.warmup, job.get("options"))))
         return 0
     info = {**device_info(args.device), "shared": args.shared}
     args.out.mkdir(parents=True, exist_ok=True)

@@ -1,6 +1,6 @@
 """Load test of the Gradio app: many concurrent clients on 127.0.0.1, every answer checked, memory watched.
 
-Starts ``app.py`` (through ``hsnet.serving.loadtest``) in a subprocess on a free local
+Starts ``app.py`` (through ``loadkit.py`` beside this file) in a subprocess on a free local
 port with a seeded random ResNet-50 checkpoint (nothing is downloaded), lets
 ``--clients`` gradio_client clients send ``/segment`` requests until ``--requests`` are
 answered or ``--max-seconds`` pass, and checks every answer: the mask file must have
@@ -12,9 +12,10 @@ race: see docs/robustness.md).
 
 Memory: the server's resident size is read after a warm-up in which every client has
 been answered once (each client session keeps its last result in Gradio state),
-sampled during the run and read at the end; both ends are also read after the server
-has returned its freed heap to the system (``malloc_trim`` on SIGUSR1), which is the
-memory actually in use. The tolerance applies to that.
+sampled during the run and read a few seconds after the last answer (the app returns
+freed heap to the system itself once requests end); both ends are also read after the
+harness has made the server return all its freed heap (``malloc_trim`` on SIGUSR1),
+which is the memory actually in use. The tolerance applies to that.
 
 ``--image-size`` is the model's input side. At 400 (the app's own setting) the app
 runs as it is; another value builds the app's predictors at that size (the app has
@@ -25,7 +26,8 @@ every other code path is the app's.
 costs until their session expires), ``--query-size 6000x6600`` sends large photos that
 compress well, and ``--hostile`` then sends requests a visitor can make within the upload
 limit (40 brush layers, a 25 MB data: URL, a data: URL bomb) and checks each is refused
-without a memory spike. ``latency`` times one visitor's Segment, 1-shot and 5-shot.
+without a memory spike. ``latency`` times one visitor's Segment, 1-shot and 5-shot;
+``fairness`` times Segment alone and while another visitor's Label many runs.
 
 Results go to ``benchmarks/results/load.json`` and ``load.md``; the exit status is 1
 when any request failed, any answer was wrong, memory in use grew beyond the
@@ -35,6 +37,7 @@ tolerance, or a hostile request was not refused within its budget.
     python benchmarks/load_test.py --image-size 400 --requests 64
     python benchmarks/load_test.py --new-sessions --query-size 6000x6600 --hostile --out benchmarks/results/load-soak
     python benchmarks/load_test.py latency                    # 1-shot and 5-shot at 400 px
+    python benchmarks/load_test.py fairness --photos 50       # Segment beside a Label many of 50 photos, 400 px
 """
 from __future__ import annotations
 
@@ -43,19 +46,22 @@ import json
 import os
 import platform
 import shutil
+import statistics
 import sys
 import tempfile
 import time
 from dataclasses import asdict
 from pathlib import Path
 
-from hsnet.serving.loadtest import (
+from loadkit import (
     APP_IMAGE_SIZE,
     QUERY_SIZES,
+    SETTLE_S,
     Report,
     app_server,
     make_checkpoint,
     make_inputs,
+    run_fairness,
     run_hostile,
     run_latency,
     run_load,
@@ -103,9 +109,10 @@ def markdown(report: Report) -> str:
         f"{rss['in_use_after_warmup']:.0f} MiB after the warm-up, {rss['in_use_end']:.0f} MiB at the end: "
         f"growth {rss['in_use_growth']:+.0f} MiB (tolerance {report.rss_tolerance_mb:.0f} MiB).",
         "",
-        f"Resident memory as the system sees it: {rss['after_warmup']:.0f} MiB after the warm-up, "
-        f"{rss['halfway']:.0f} MiB halfway, {rss['end']:.0f} MiB at the end, {rss['peak']:.0f} MiB at its peak "
-        f"({rss['growth']:+.0f} MiB: freed memory the allocator keeps for reuse).",
+        f"Resident memory as the system sees it (what a host kills a Space by): {rss['after_warmup']:.0f} MiB after "
+        f"the warm-up, {rss['halfway']:.0f} MiB halfway, {rss['end']:.0f} MiB {SETTLE_S:.0f} s after the last "
+        f"answer ({rss['growth']:+.0f} MiB), {rss['peak']:.0f} MiB at its peak while requests ran "
+        f"({rss['peak'] - rss['after_warmup']:+.0f} MiB).",
         "",
         *(hostile_table(report.hostile) if report.hostile else []),
         f"Result: **{'pass' if report.passed else 'FAIL'}**" + (" (stopped by the time limit)" if report.stopped_by_time else ""),
@@ -117,7 +124,7 @@ def markdown(report: Report) -> str:
 def command_line(report: Report) -> str:
     """The command that reproduces ``report``."""
     words = ["python benchmarks/load_test.py", f"--clients {report.clients}", f"--requests {report.requested}",
-             f"--image-size {report.image_size}"]
+             f"--max-seconds {report.max_seconds:.0f}", f"--image-size {report.image_size}"]
     if report.distinct_queries == len(QUERY_SIZES) and not report.query_size:
         words.append("--same-queries")
     if report.new_sessions:
@@ -172,6 +179,41 @@ def latency(args: argparse.Namespace) -> int:
     return 0
 
 
+def fairness_markdown(result: dict, command: str, machine: str) -> str:
+    """The fairness run as the table docs/robustness.md quotes."""
+    alone, during = result["segment_alone_s"], result["segment_during_s"]
+    return "\n".join([
+        f"# Segment beside Label many ({time.strftime('%Y-%m-%d')})", "", f"`{command}` on {machine}.", "",
+        "| Segment alone: median / max | Segment during Label many: median / max | photos labelled meanwhile | "
+        "Label many | photos labelled |",
+        "|---|---|---|---|---|",
+        f"| {statistics.median(alone):.2f} s / {max(alone):.2f} s | {statistics.median(during):.2f} s / "
+        f"{max(during):.2f} s | {', '.join(map(str, result['photos_meanwhile']))} | {result['label_many_s']:.0f} s | "
+        f"{result['labelled']} / {result['photos']} |", ""])
+
+
+def fairness(args: argparse.Namespace) -> int:
+    """The ``fairness`` command: Segment timed alone, then while a Label many of ``--photos`` runs."""
+    workdir = Path(tempfile.mkdtemp(prefix="hsnet-fairness-"))
+    machine = f"{platform.machine()}, {os.cpu_count()} CPU cores, {platform.python_version()}, load average " \
+              f"{os.getloadavg()[0]:.1f} at the start"
+    command = f"python benchmarks/load_test.py fairness --photos {args.photos} --segments {args.segments} " \
+              f"--image-size {args.image_size}"
+    try:
+        weights = make_checkpoint(workdir)
+        inputs = make_inputs(workdir, 2 * args.segments)
+        with app_server(APP_FILE, weights, args.image_size, workdir) as server:
+            result = run_fairness(server, inputs, str(weights), workdir, args.photos, args.segments)
+    finally:
+        shutil.rmtree(workdir, ignore_errors=True)
+    args.out.parent.mkdir(parents=True, exist_ok=True)
+    args.out.with_suffix(".json").write_text(json.dumps({"command": command, "machine": machine, "image_size":
+                                                         args.image_size, **result}, indent=2) + "\n")
+    args.out.with_suffix(".md").write_text(fairness_markdown(result, command, machine))
+    print(fairness_markdown(result, command, machine))
+    return 0
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     sub = parser.add_subparsers(dest="command")
@@ -180,6 +222,12 @@ def main(argv: list[str] | None = None) -> int:
     latency_parser.add_argument("--repeats", type=int, default=5, help="requests with cached supports per K")
     latency_parser.add_argument("--image-size", type=int, default=APP_IMAGE_SIZE)
     latency_parser.add_argument("--out", type=Path, default=RESULTS / "load-latency", help="writes OUT.json and OUT.md")
+    fairness_parser = sub.add_parser("fairness", help="time Segment alone and beside another visitor's Label many")
+    fairness_parser.add_argument("--photos", type=int, default=50, help="photos in the Label many request")
+    fairness_parser.add_argument("--segments", type=int, default=5, help="Segments timed alone, then as many during")
+    fairness_parser.add_argument("--image-size", type=int, default=APP_IMAGE_SIZE)
+    fairness_parser.add_argument("--out", type=Path, default=RESULTS / "load-fairness",
+                                 help="writes OUT.json and OUT.md")
     parser.add_argument("--clients", type=int, default=16)
     parser.add_argument("--requests", type=int, default=320, help="requests after the warm-up (one per client)")
     parser.add_argument("--max-seconds", type=float, default=900.0, help="stop issuing requests after this long")
@@ -201,6 +249,8 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
     if args.command == "latency":
         return latency(args)
+    if args.command == "fairness":
+        return fairness(args)
     workdir = Path(tempfile.mkdtemp(prefix="hsnet-load-"))
     try:
         weights = make_checkpoint(workdir)

@@ -26,7 +26,10 @@ NOTES = (
     "ratios within each round (steadier when the neighbours' load comes in bursts). \"authors\": the authors' "
     "`predict_mask_nshot` from their own code (`--authors-code`); \"hsnet\": the same episode through hsnet; "
     "\"cached\": a further query against supports whose features were kept; \"predictor\": "
-    "`hsnet.Predictor.predict` end to end (uint8 images in, mask and heatmaps out, support cache emptied). "
+    "`hsnet.Predictor.predict` end to end (uint8 images in, mask and heatmaps out, support cache emptied); "
+    "\"train\"/\"authors-train\": one training step each (benchmarks/training_cases.py); \"evaluate\": "
+    "`hsnet evaluate` with its data loading (benchmarks/evaluation_cases.py). In bf16 settings the authors' code "
+    "runs under plain bf16 autocast. "
     "Masks are centred ellipses covering `cover` of the image. CPU rows run with "
     "`retain_freed_memory()` (glibc keeps freed memory for the next episode, in both models' process) unless "
     "marked \"default allocator\". Background: share of the machine's CPU other processes used during the "
@@ -61,9 +64,11 @@ def fmt_s(seconds: float | None) -> str:
 
 
 def find(rows: list[dict[str, Any]], case: str, **match: Any) -> dict[str, Any] | None:
-    want = {"mask_cover": 0.25, "compile": False, "cuda_graphs": False, "retain_memory": True, **match}
+    want = {"mask_cover": 0.25, "compile": False, "cuda_graphs": False, "retain_memory": True, "task": "episode",
+            **match}
     for row in rows:
-        if row["case"] == case and "median_s" in row and all(row.get(k) == v for k, v in want.items()):
+        if row["case"] == case and "median_s" in row and all(row.get(k, "episode" if k == "task" else None) == v
+                                                             for k, v in want.items()):
             return row
     return None
 
@@ -96,6 +101,83 @@ def targets_table(rows: list[dict[str, Any]]) -> list[str]:
     return out + [""]
 
 
+def per_second(row: dict[str, Any] | None) -> float | None:
+    """Episodes (or training steps) per second of a row: its batch, or the episodes one call ran, per call."""
+    return row.get("episodes_per_call", row["batch"]) / row["median_s"] if row else None
+
+
+def fmt_rate(rate: float | None) -> str:
+    return f"{rate:.1f}" if rate is not None else "-"
+
+
+def stages_text(row: dict[str, Any]) -> str:
+    """Where a case's time goes, its largest stage (the bottleneck) first."""
+    stages = sorted(row.get("stages_s", {}).items(), key=lambda item: -item[1])
+    return ", ".join(f"{name} {fmt_s(seconds)}" for name, seconds in stages)
+
+
+def graphs_text(rows: list[dict[str, Any]], **match: Any) -> str:
+    """ms of the eager episode and of its CUDA-graph replay, with the capture's seconds."""
+    eager, graphs = find(rows, "hsnet", **match), find(rows, "graphs", **match)
+    if not graphs:
+        return f"{eager['median_s'] * 1000:.1f} / -" if eager else "-"
+    return (f"{eager['median_s'] * 1000:.1f} / {graphs['median_s'] * 1000:.1f} ({graphs['graph_capture_s']:.1f} s)"
+            if eager else "-")
+
+
+def cuda_tables(rows: list[dict[str, Any]]) -> list[str]:
+    """Issue 21's measurements against its goals: latency at batch 1, throughput at batch 32, training, evaluation."""
+    out = ["## Latency at batch 1 (400x400, ms per call; hsnet: `Predictor.predict` end to end)", "",
+           "Goal (ResNet-101): 1-shot <= 6 ms, 5-shot <= 10 ms; bf16 never slower than fp32.", "",
+           "| backbone | shots | authors fp32 | authors bf16 autocast | hsnet fp32 | hsnet tf32 | hsnet bf16 | hsnet fp16 | "
+           "episode bf16: eager / graphs (capture) | where hsnet bf16's time goes |", "|---" * 10 + "|"]
+    ms = lambda r: f"{r['median_s'] * 1000:.1f}" if r else "-"  # noqa: E731
+    for backbone in ("resnet101", "resnet50"):
+        for shots in (1, 5):
+            base = dict(backbone=backbone, shots=shots, batch=1, side=400)
+            cells = [ms(find(rows, "authors", precision=p, **base)) for p in ("fp32", "bf16")]
+            cells += [ms(find(rows, "predictor", precision=p, **base)) for p in ("fp32", "tf32", "bf16", "fp16")]
+            bf16 = find(rows, "predictor", precision="bf16", **base)
+            cells.append(graphs_text(rows, precision="bf16", **base))
+            out.append(f"| {backbone} | {shots} | {' | '.join(cells)} | {stages_text(bf16) if bf16 else '-'} |")
+    out += ["", "## Throughput (1-shot, 400x400, episodes/s)", "",
+            "Goal (ResNet-101, batch 32): hsnet bf16 >= 1000 episodes/s, >= 4x the authors' fp32 and >= 2x the "
+            "authors' code under bf16 autocast.", "",
+            "| backbone | batch | authors fp32 | authors bf16 autocast | hsnet fp32 | hsnet bf16 | hsnet bf16 graphs | "
+            "bf16 / authors fp32 | bf16 / authors bf16 | peak GPU (hsnet bf16) | where hsnet bf16's time goes |",
+            "|---" * 11 + "|"]
+    for row in sorted((r for r in rows if r["case"] == "hsnet" and r["batch"] > 1 and "median_s" in r
+                       and r.get("task", "episode") == "episode" and r["shots"] == 1 and r["side"] == 400),
+                      key=lambda r: (r["backbone"], r["batch"], r["precision"])):
+        if row["precision"] != "bf16":
+            continue
+        base = dict(backbone=row["backbone"], shots=1, batch=row["batch"], side=400)
+        theirs32, theirs16 = (find(rows, "authors", precision=p, **base) for p in ("fp32", "bf16"))
+        ours32 = find(rows, "hsnet", precision="fp32", **base)
+        peak = f"{row['peak_gpu_bytes'] / 2**30:.2f} GiB" if "peak_gpu_bytes" in row else "-"
+        graphed = find(rows, "graphs", precision="bf16", **base)
+        out.append(f"| {row['backbone']} | {row['batch']} | {fmt_rate(per_second(theirs32))} | "
+                   f"{fmt_rate(per_second(theirs16))} | {fmt_rate(per_second(ours32))} | {fmt_rate(per_second(row))} | "
+                   f"{fmt_rate(per_second(graphed))} | {speedup(theirs32, row)} | {speedup(theirs16, row)} | {peak} | "
+                   f"{stages_text(row)} |")
+    out += ["", "## Training steps (ResNet-50, 1-shot, Adam lr 1e-3, the authors' loss; steps/s)", "",
+            "Goal: `hsnet train` >= 2x the authors' training steps/s on the same GPU.", "",
+            "| precision | batch | side | authors | hsnet | speed-up | where hsnet's time goes | where the authors' goes |",
+            "|---" * 8 + "|"]
+    for row in (r for r in rows if r["case"] == "train" and "median_s" in r):
+        theirs = find(rows, "authors-train", task="train", precision=row["precision"], batch=row["batch"],
+                      side=row["side"])
+        rate = lambda r: f"{1 / r['median_s']:.2f}" if r else "-"  # noqa: E731
+        out.append(f"| {row['precision']} | {row['batch']} | {row['side']} | {rate(theirs)} | {rate(row)} | "
+                   f"{speedup(theirs, row)} | {stages_text(row)} | {stages_text(theirs) if theirs else '-'} |")
+    out += ["", "## hsnet evaluate with data loading (PASCAL-like 500x375 JPEGs, 1-shot, 400x400)", "",
+            "| precision | batch | workers | episodes | episodes/s | where the time goes |", "|---" * 6 + "|"]
+    for row in (r for r in rows if r["case"] == "evaluate" and "median_s" in r):
+        out.append(f"| {row['precision']} | {row['batch']} | {row.get('workers', '-')} | {row.get('episodes_per_call')} "
+                   f"| {fmt_rate(per_second(row))} | {stages_text(row)} |")
+    return out + [""]
+
+
 def row_line(row: dict[str, Any]) -> str:
     setting, case = row_key(row)
     extras = ", ".join(n for n, on in (("compile", setting.compile), ("CUDA graphs", setting.cuda_graphs),
@@ -104,9 +186,11 @@ def row_line(row: dict[str, Any]) -> str:
     head = (f"| {setting.backbone} | {precision} | {setting.side} | {setting.shots} | {setting.batch} | "
             f"{setting.mask_cover:g} | {case} |")
     if "median_s" not in row:
-        return f"{head} {row.get('skipped', 'not measured')} | | | | |"
+        return f"{head} {row.get('skipped', 'not measured')} | | | | | | |"
+    peak = f"{row['peak_gpu_bytes'] / 2**30:.2f} GiB" if "peak_gpu_bytes" in row else "-"
     return (f"{head} {fmt_s(row['median_s'])} [{fmt_s(row['min_s'])}] | {fmt_s(row['cpu_median_s'])} | "
-            f"{setting.batch / row['median_s']:.2f} | {row['repeats']} | {100 * row['background_cpu_share']:.0f}% |")
+            f"{per_second(row):.2f} | {row['repeats']} | {100 * row['background_cpu_share']:.0f}% | {peak} | "
+            f"{stages_text(row) or '-'} |")
 
 
 def write_markdown(path: Path, info: dict[str, Any], rows: list[dict[str, Any]]) -> None:
@@ -118,16 +202,18 @@ def write_markdown(path: Path, info: dict[str, Any], rows: list[dict[str, Any]])
     if info.get("shared"):
         lines += ["", f"**Shared machine:** {info['shared']}"]
     lines += ["", NOTES, ""]
-    if not info["slug"].startswith("cuda"):
-        lines += targets_table(rows)
+    lines += cuda_tables(rows) if info["slug"].startswith("cuda") else targets_table(rows)
     lines += ["## All measurements", "",
+              "(episodes/s: episodes trained per second for the training cases; an evaluate call runs "
+              "`episodes_per_call` episodes.)", "",
               "| backbone | precision | side | shots | batch | cover | case | per call | CPU time | episodes/s | "
-              "repeats | background |", "|---" * 12 + "|"]
+              "repeats | background | peak GPU | where the time goes |", "|---" * 14 + "|"]
     order = {name: i for i, name in enumerate(BACKBONES)}
 
     def key(r: dict[str, Any]) -> tuple:
-        return (order.get(r["backbone"], 9), r["precision"], r["side"], r["shots"], r["batch"], r["mask_cover"],
-                r["compile"], r["cuda_graphs"], not r["retain_memory"], CASES.index(r["case"]))
+        return (r.get("task", "episode"), order.get(r["backbone"], 9), r["precision"], r["side"], r["shots"],
+                r["batch"], r["mask_cover"], r["compile"], r["cuda_graphs"], not r["retain_memory"],
+                CASES.index(r["case"]))
 
     lines += [row_line(row) for row in sorted(rows, key=key)]
     path.write_text("\n".join(lines) + "\n")

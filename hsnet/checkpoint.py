@@ -36,11 +36,14 @@ MAX_PICKLE_BYTES = 64 << 20  # the pickled structure alone (key names, shapes) o
 StateDict = Mapping[str, torch.Tensor]
 
 
-def check_weights_file(path: Path, where: str) -> None:
-    """Raise a CheckpointError saying truly why ``path`` is not a readable regular file (missing, loop, device...)."""
+def file_problem(path: Path) -> str | None:
+    """Why ``path`` is not a readable regular file (missing, a loop, a dangling link, a folder, a device...);
+    None when it is one."""
     try:
         info = path.stat()
     except OSError as exc:
+        if exc.errno == errno.ENOENT and os.path.islink(path):
+            return f"is a symbolic link to {one_line(os.readlink(path), 80)}, which does not exist"
         reasons = {
             errno.ENOENT: "does not exist",
             errno.ENOTDIR: "does not exist (a part of the path is not a folder)",
@@ -48,13 +51,34 @@ def check_weights_file(path: Path, where: str) -> None:
             errno.ENAMETOOLONG: f"is too long a name for this system ({len(str(path))} characters)",
             errno.EACCES: "cannot be read (permission denied)",
         }
-        reason = reasons.get(exc.errno, f"cannot be opened ({describe(exc)})")
-        raise CheckpointError(f"{where} {reason}; give the path of a best_model.pt or .safetensors file") from exc
+        return reasons.get(exc.errno, f"cannot be opened ({describe(exc)})")
     if stat.S_ISDIR(info.st_mode):
-        raise CheckpointError(f"{where} is a folder; give the path of a best_model.pt or .safetensors file")
+        return "is a folder"
     if not stat.S_ISREG(info.st_mode):
-        raise CheckpointError(f"{where} is not a regular file (a device, pipe or socket); "
-                              "give the path of a best_model.pt or .safetensors file")
+        return "is not a regular file (a device, pipe or socket)"
+    return None
+
+
+def check_weights_file(path: Path, where: str) -> None:
+    """Raise a CheckpointError saying truly why ``path`` is not a readable regular file (missing, loop, device...)."""
+    problem = file_problem(path)
+    if problem is not None:
+        raise CheckpointError(f"{where} {problem}; give the path of a best_model.pt or .safetensors file")
+
+
+def present(path: Path, where: str) -> bool:
+    """Whether a regular file is at ``path``: False when nothing is there at all, CheckpointError when something
+    else is (a loop or dangling symbolic link, a folder, a device, a pipe), so it is never mistaken for absent."""
+    try:
+        os.lstat(path)
+    except FileNotFoundError:
+        return False
+    except OSError:
+        pass  # a loop or too long a name above it: file_problem names it
+    problem = file_problem(path)
+    if problem is not None:
+        raise CheckpointError(f"{where} {problem}; replace it with the real file or remove it")
+    return True
 
 
 def _size(count: int) -> str:

@@ -45,6 +45,9 @@ def main(argv: list[str] | None = None) -> int:
             args.parser.error(f"unrecognized arguments: {' '.join(unknown)}")
     except SystemExit as exit_:  # argparse's refusals (status 2) and --help (status 0)
         return int(exit_.code or 0)
+    except KeyboardInterrupt:  # Ctrl-C while the commands load (torch is imported here)
+        print("hsnet: interrupted", file=sys.stderr)
+        return 130
     try:
         with warnings.catch_warnings():
             # Pillow's warnings about odd files are answered by hsnet's own one-line errors.

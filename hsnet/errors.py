@@ -25,6 +25,10 @@ class HubError(HSNetError):
     """Talking to the Hugging Face Hub failed for a reason the user can fix (token, permissions, connection)."""
 
 
+class OutputError(HSNetError, OSError):
+    """A file hsnet writes cannot be written (disk full, no permission); the message names the file and what to do."""
+
+
 class DatasetError(HSNetError):
     """A benchmark dataset or one of the authors' split lists is missing, incomplete or unreadable."""
 

@@ -57,14 +57,17 @@ def _font(size: int) -> ImageFont.ImageFont | ImageFont.FreeTypeFont:
 
 def colourbar(scale: ColourScale, width: int = 360, ticks: int = 5) -> Image.Image:
     """A horizontal colourbar with tick values and the scale's label, on white; its text grows with ``width``,
-    so that it stays readable when a wide picture is shown small (a phone)."""
-    font_size = max(14, round(width / 30))
+    so that it stays at least 12 px high when a 1024 px picture is shown 350 px wide (a phone)."""
+    font_size = max(20, round(width / 24))
     pad, bar_height = font_size // 2 + 4, font_size
     font = _font(font_size)
     height = pad + font_size + 6 + bar_height + 4 + font_size + pad
     out = Image.new("RGB", (width, height), BACKGROUND)
     draw = ImageDraw.Draw(out)
-    draw.text((pad, pad), scale.label, fill=TEXT_COLOR, font=font)
+    label_size = font_size  # the label shrinks to the bar's width rather than being cut off
+    while label_size > 10 and draw.textlength(scale.label, font=_font(label_size)) > width - 2 * pad:
+        label_size -= 1
+    draw.text((pad, pad + font_size - label_size), scale.label, fill=TEXT_COLOR, font=_font(label_size))
     top = pad + font_size + 6
     ramp = np.linspace(scale.vmin, scale.vmax, width - 2 * pad, dtype=np.float32)[None].repeat(bar_height, axis=0)
     out.paste(scale.colorize(ramp), (pad, top))
@@ -79,6 +82,11 @@ def colourbar(scale: ColourScale, width: int = 360, ticks: int = 5) -> Image.Ima
     return out
 
 
+def resized_values(values: np.ndarray, size: tuple[int, int]) -> np.ndarray:
+    """A float map stretched (bilinear) to ``size`` (width, height), as float32."""
+    return np.asarray(Image.fromarray(np.asarray(values, dtype=np.float32), mode="F").resize(size, Image.BILINEAR))
+
+
 def heatmap(values: np.ndarray, size: tuple[int, int], scale: ColourScale, photo: Image.Image | None = None,
             alpha: float = 0.65) -> Image.Image:
     """``values`` (any resolution) stretched to ``size`` and coloured by ``scale``; blended over ``photo`` if given.
@@ -86,8 +94,7 @@ def heatmap(values: np.ndarray, size: tuple[int, int], scale: ColourScale, photo
     The values are resized before they are coloured, so the cost is that of ``size``,
     not of the map's or the photo's resolution.
     """
-    resized = np.asarray(Image.fromarray(np.asarray(values, dtype=np.float32), mode="F").resize(size, Image.BILINEAR))
-    heat = scale.colorize(resized)
+    heat = scale.colorize(resized_values(values, size))
     if photo is None:
         return heat
     base = photo.convert("RGB")

@@ -18,7 +18,7 @@ from pathlib import Path
 
 import pytest
 
-from hsnet.serving import loadtest
+import loadkit
 
 ROOT = Path(__file__).resolve().parent.parent
 
@@ -43,21 +43,21 @@ def serve_app(weights: str | os.PathLike, log: Path, env: dict[str, str] | None 
 
     RuntimeError with its log if it does not start. By default the Hub is offline.
     """
-    port = loadtest.free_port()
+    port = loadkit.free_port()
     tmp = log.parent / f"{log.stem}-tmp"
     tmp.mkdir(exist_ok=True)
     env = {**os.environ, "HSNET_WEIGHTS": str(weights), "GRADIO_SERVER_NAME": "127.0.0.1", "TMPDIR": str(tmp),
            "GRADIO_ANALYTICS_ENABLED": "False", "HF_HUB_OFFLINE": "1", "PYTHONUNBUFFERED": "1", **(env or {})}
     url = f"http://127.0.0.1:{port}/"
     command = [sys.executable, str(ROOT / "app.py"), "--port", str(port)]
-    with loadtest.running_server(command, env, log, url, timeout=START_TIMEOUT):
+    with loadkit.running_server(command, env, log, url, timeout=START_TIMEOUT):
         yield Served(url, log, tmp)
 
 
 @pytest.fixture(scope="session")
 def app_checkpoint(tmp_path_factory: pytest.TempPathFactory) -> Path:
     """A ResNet-50 HSNet with seeded random weights, saved as a Hub folder (its masks are arbitrary)."""
-    return loadtest.make_checkpoint(tmp_path_factory.mktemp("app"))
+    return loadkit.make_checkpoint(tmp_path_factory.mktemp("app"))
 
 
 @pytest.fixture(scope="session")

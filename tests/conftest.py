@@ -15,6 +15,16 @@ Photo = Callable[[int, int, int], Image.Image]
 Blob = Callable[[int, int], np.ndarray]
 
 
+def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
+    """Tests marked ``cuda`` run wherever a CUDA GPU is visible and are skipped, saying why, elsewhere."""
+    if torch.cuda.is_available():
+        return
+    no_gpu = pytest.mark.skip(reason="needs a CUDA GPU (none visible here); benchmarks/gpu.sh runs these on one")
+    for item in items:
+        if item.get_closest_marker("cuda") is not None:
+            item.add_marker(no_gpu)
+
+
 def seeded_model(backbone: str = "resnet50", seed: int = 0, **options: object) -> hsnet.HSNet:
     """An HSNet whose every parameter and BatchNorm statistic is seeded noise (deterministic)."""
     torch.manual_seed(seed)

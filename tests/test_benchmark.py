@@ -63,7 +63,8 @@ def stand_in_clone(tmp_path: Path) -> Path:
 
 def run_benchmark(*args: str, tmp_path: Path) -> subprocess.CompletedProcess:
     env = {**os.environ, "OMP_NUM_THREADS": "1", "PYTHONPATH": str(ROOT), "TORCH_HOME": str(tmp_path / "empty-home")}
-    return subprocess.run([sys.executable, str(ROOT / "benchmarks" / "inference.py"), *args], capture_output=True,
+    return subprocess.run([sys.executable, str(ROOT / "benchmarks" / "inference.py"), "--device", "cpu", *args],
+                          capture_output=True,
                           text=True, timeout=600, env=env)
 
 
@@ -132,10 +133,62 @@ def test_peak_memory_measures_each_case_and_stops_one_over_the_limit(tmp_path: P
 
 @pytest.mark.slow
 def test_throughput_labels_queries_at_every_batch_size(tmp_path: Path) -> None:
-    done = run_tool("throughput.py", "--sizes", "64", "--shots", "2", "--batches", "1", "3", "--queries", "4",
+    done = run_tool("throughput.py", "--device", "cpu", "--sizes", "64", "--shots", "2", "--batches", "1", "3", "--queries", "4",
                     "--rounds", "1", tmp_path=tmp_path)
     assert done.returncode == 0, done.stderr[-3000:]
     (table,) = tmp_path.glob("throughput-*.json")
     rows = json.loads(table.read_text())["rows"]
     assert sorted(r["batch"] for r in rows) == [1, 3] and all(r["queries_per_s"] > 0 for r in rows)
     assert "(best)" in table.with_suffix(".md").read_text()
+
+
+@pytest.mark.slow
+def test_the_cuda_suite_runs_every_kind_of_setting_shrunk_on_the_cpu(tmp_path: Path) -> None:
+    """``--cuda-suite`` (what benchmarks/gpu.sh runs on a GPU) in its --smoke size: latency, throughput, training
+    steps against the authors' step, and hsnet evaluate with data loading, each with where its time goes."""
+    authors = (AUTHORS_CLONE / "model" / "hsnet.py").is_file()  # without the clone, hsnet's cases alone
+    out = tmp_path / "results"
+    done = run_benchmark("--cuda-suite", "--smoke", "--backbones", "resnet50", "--throughput-precisions", "bf16",
+                         *(["--authors-code", str(AUTHORS_CLONE)] if authors else []), "--out", str(out),
+                         tmp_path=tmp_path)
+    assert done.returncode == 0, done.stderr[-3000:]
+    (table,) = out.glob("*.json")
+    rows = json.loads(table.read_text())["rows"]
+    assert all("median_s" in r for r in rows), [r.get("skipped") for r in rows]
+    kinds = {(r.get("task", "episode"), r["case"], r["batch"], r["precision"]) for r in rows}
+    assert {("episode", "predictor", 1, "fp32"), ("episode", "hsnet", 2, "bf16"), ("train", "train", 2, "fp32"),
+            ("evaluate", "evaluate", 2, "bf16")} <= kinds
+    assert not authors or {("episode", "authors", 2, "bf16"), ("train", "authors-train", 2, "bf16")} <= kinds
+    staged = {r["case"] for r in rows if r.get("stages_s")}
+    assert {"hsnet", "predictor", "train", "evaluate"} | ({"authors-train"} if authors else set()) <= staged
+    assert next(r for r in rows if r["case"] == "evaluate")["episodes_per_call"] == 4
+
+
+def test_the_cuda_tables_report_issue_21_s_measurements_against_their_goals(tmp_path: Path) -> None:
+    sys.path.insert(0, str(ROOT / "benchmarks"))
+    try:
+        from report import write_markdown
+    finally:
+        sys.path.remove(str(ROOT / "benchmarks"))
+
+    def row(case: str, precision: str, batch: int, seconds: float, task: str = "episode", **extra) -> dict:
+        return {"backbone": "resnet101" if task == "episode" else "resnet50", "shots": 1, "batch": batch,
+                "side": 400, "precision": precision, "device": "cuda", "case": case, "task": task, "mask_cover": 0.25,
+                "compile": False, "cuda_graphs": False, "retain_memory": True,
+                "median_s": seconds, "min_s": seconds, "cpu_median_s": seconds, "repeats": 10,
+                "background_cpu_share": 0.0, **extra}
+
+    rows = [row("predictor", "bf16", 1, 0.006, stages_s={"backbone": 0.004, "learner": 0.002}),
+            row("hsnet", "bf16", 1, 0.01), row("graphs", "bf16", 1, 0.004, graph_capture_s=1.2),
+            row("graphs", "bf16", 32, 0.016, graph_capture_s=2.0),
+            row("authors", "fp32", 32, 0.2), row("authors", "bf16", 32, 0.1), row("hsnet", "fp32", 32, 0.1),
+            row("hsnet", "bf16", 32, 0.032, peak_gpu_bytes=3 * 2**30),
+            row("authors-train", "bf16", 20, 0.2, task="train"), row("train", "bf16", 20, 0.1, task="train"),
+            row("evaluate", "bf16", 16, 0.5, task="evaluate", episodes_per_call=128, workers=8)]
+    path = tmp_path / "cuda-test.md"
+    write_markdown(path, {"slug": "cuda-test", "name": "a GPU", "torch": "2"}, rows)
+    text = path.read_text()
+    assert "| resnet101 | 1 | - | - | - | - | 6.0 | - | 10.0 / 4.0 (1.2 s) | backbone 4.0 ms, learner 2.0 ms |" in text
+    assert "| resnet101 | 32 | 160.0 | 320.0 | 320.0 | 1000.0 | 2000.0 | 6.25x | 3.12x | 3.00 GiB |" in text
+    assert "| bf16 | 20 | 400 | 5.00 | 10.00 | 2.00x |" in text
+    assert "| bf16 | 16 | 8 | 128 | 256.0 |" in text

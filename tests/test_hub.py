@@ -8,6 +8,7 @@ from __future__ import annotations
 import json
 import os
 import pickle
+import socket
 from pathlib import Path
 
 import pytest
@@ -17,6 +18,8 @@ from safetensors import safe_open
 
 import hsnet
 from hsnet import hub
+from hsnet.weights import hub as weights_hub
+from hsnet.weights.cache import file_sha256
 from hsnet.weights.catalog import registry_data
 from hsnet.cli import main as cli
 from hsnet.errors import CheckpointError, HubError, WeightsNotFoundError
@@ -238,7 +241,10 @@ def test_convert_then_load_gives_the_original_outputs(resnet50: hsnet.HSNet, tmp
     config = json.loads((out / "config.json").read_text())
     assert (config["backbone"], config["benchmark"], config["fold"], config["image_size"], config["mask_support"]) \
         == ("resnet50", "pascal", 0, 400, True)
-    assert "drive.google.com" in config["source"] and "mean over the 4 folds" in json.dumps(config["metrics"])
+    # A file hsnet did not download from the authors is no more than that, whatever it is declared to be.
+    digest = file_sha256(tmp_path / "best_model.pt")
+    assert config["source"] == f"converted by hsnet from a local file best_model.pt (sha256 {digest})"
+    assert config["metrics"] == {} and config["provenance"]["kind"] == "local file"
     with safe_open(str(out / "model.safetensors"), "pt") as f:
         assert not any(k.startswith(("backbone.fc.", "module.")) for k in f.keys())
     card = (out / "README.md").read_text()
@@ -273,13 +279,62 @@ def test_push_uploads_the_folder_and_never_prints_the_token(hub_env: FakeHub, hu
     output = capsys.readouterr()
     assert TOKEN not in output.out + output.err and "someone/my-hsnet" in output.out
     assert f"Bearer {TOKEN}" in hub_env.tokens_seen
-    assert hub_env.files("someone/my-hsnet") == {p.name: p.read_bytes() for p in hub_folder.iterdir()}
+    uploaded = hub_env.files("someone/my-hsnet")
+    assert sorted(uploaded) == ["README.md", "config.json", "model.safetensors"]
+    assert all(uploaded[name] == (hub_folder / name).read_bytes() for name in ("config.json", "model.safetensors"))
+    # hsnet's own card is uploaded with its usage example loading the repository it now lives in.
+    assert b'hsnet.from_pretrained("someone/my-hsnet")' in uploaded["README.md"]
+    assert b'from_pretrained("someone/my-hsnet")' not in (hub_folder / "README.md").read_bytes()
 
 
 def test_push_without_a_token_says_how_to_get_one(hub_env: FakeHub, hub_folder: Path) -> None:
     with pytest.raises(HubError, match="HF_TOKEN"):
         hub.push_to_hub(hub_folder, "someone/my-hsnet")
     assert hub_env.requests == []
+
+
+def closed_port() -> int:
+    """A port on 127.0.0.1 where nothing listens (bound, then released)."""
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        return probe.getsockname()[1]
+
+
+def test_push_without_a_network_is_one_line_naming_the_hub(hub_folder: Path, monkeypatch: pytest.MonkeyPatch,
+                                                          capsys: pytest.CaptureFixture[str]) -> None:
+    monkeypatch.setenv("HF_TOKEN", TOKEN)
+    url = f"http://127.0.0.1:{closed_port()}"
+    monkeypatch.setenv("HF_ENDPOINT", url)
+    monkeypatch.setattr(weights_hub, "_unreachable", {})
+    before = {p.name: p.read_bytes() for p in hub_folder.iterdir()}
+    assert cli(["push", str(hub_folder), "--repo-id", "someone/my-hsnet"]) == 2
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and "Traceback" not in err and TOKEN not in err
+    assert f"could not reach the Hugging Face Hub at {url}" in err and "run the push again" in err
+    # The connection breaking after the probe answered: the HTTP client's own error, also one line.
+    monkeypatch.setattr(weights_hub, "check_reachable", lambda advice: None)
+    assert cli(["push", str(hub_folder), "--repo-id", "someone/my-hsnet"]) == 2
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and f"uploading to someone/my-hsnet on {url} failed: the connection broke" in err
+    monkeypatch.setenv("HF_HUB_OFFLINE", "1")
+    with pytest.raises(HubError, match="HF_HUB_OFFLINE is set, which forbids uploads"):
+        hub.push_to_hub(hub_folder, "someone/my-hsnet")
+    assert {p.name: p.read_bytes() for p in hub_folder.iterdir()} == before
+
+
+def test_an_edited_card_is_uploaded_as_it_is(hub_env: FakeHub, hub_folder: Path, tmp_path: Path,
+                                             monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("HF_TOKEN", TOKEN)
+    edited = tmp_path / "edited"
+    edited.mkdir()
+    for name in ("model.safetensors", "config.json"):
+        (edited / name).symlink_to(hub_folder / name)
+    (edited / "README.md").write_text((hub_folder / "README.md").read_text() + "\nMy own notes.\n")
+    hub.push_to_hub(edited, "someone/edited")
+    assert hub_env.files("someone/edited")["README.md"] == (edited / "README.md").read_bytes()
+    (edited / "README.md").unlink()  # no card at all: hsnet writes one for the repository
+    hub.push_to_hub(edited, "someone/edited")
+    assert b'hsnet.from_pretrained("someone/edited")' in hub_env.files("someone/edited")["README.md"]
 
 
 def test_weights_command_lists_and_downloads(hub_env: FakeHub, hub_folder: Path,

@@ -8,10 +8,12 @@ would, through Gradio's documented ``/gradio_api/call`` API and the editor's blo
 from __future__ import annotations
 
 import base64
+import http.client
 import io
 import json
 import os
 import signal
+import socket
 import subprocess
 import sys
 import time
@@ -19,12 +21,14 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import httpx
+import numpy as np
 import pytest
 from PIL import Image
 
 from crafted_files import png_claiming
-from hsnet.serving.guards import MAX_PENDING_EDIT_BYTES, MAX_PENDING_EDITS
-from hsnet.serving.loadtest import free_port
+from hsnet.serving.guards import MAX_PENDING_EDIT_BYTES, MAX_PENDING_EDITS, MAX_UPLOAD_REQUEST_BYTES
+from hsnet.serving.label_many import MAX_LABEL_QUERIES
+from loadkit import free_port
 
 pytestmark = [pytest.mark.slow, pytest.mark.timeout(300)]
 ROOT = Path(__file__).resolve().parent.parent
@@ -171,6 +175,29 @@ def test_a_25_mb_data_url_body_is_refused_with_413(page: Page, chunked: bool) ->
     content = (body[i: i + 2**20] for i in range(0, len(body), 2**20)) if chunked else body
     response = page.http.post("call/run", content=content, headers={"content-type": "application/json"})
     assert response.status_code == 413 and "maximum allowed size" in response.text
+    test_an_ordinary_request_is_answered(page)
+
+
+def test_fifty_phone_photos_upload_in_one_request_and_more_is_refused_in_one_line(page: Page, tmp_path: Path) -> None:
+    height, width = 3024, 4032  # a 12-megapixel JPEG of about 4.3 MB, as a phone writes (issue 23: 36 MB for 8)
+    ramp = np.linspace(20, 200, width).astype(np.int16)[None, :, None]
+    noise = np.random.default_rng(0).integers(-20, 21, (height, width, 3), dtype=np.int16)
+    Image.fromarray((ramp + noise).astype(np.uint8)).save(tmp_path / "IMG.jpg", quality=90)
+    handles = [(tmp_path / "IMG.jpg").open("rb") for _ in range(MAX_LABEL_QUERIES)]
+    try:  # streamed from the open files, as a browser sends the Label many selection
+        response = page.http.post("upload", files=[("files", (f"IMG_{i}.jpg", handle, "image/jpeg"))
+                                                   for i, handle in enumerate(handles)])
+    finally:
+        for handle in handles:
+            handle.close()
+    assert response.status_code == 200 and len(response.json()) == MAX_LABEL_QUERIES
+    with socket.create_connection(("127.0.0.1", int(page.url.rsplit(":", 1)[1].strip("/")))) as raw:
+        raw.sendall(f"POST /{API}/upload HTTP/1.1\r\nHost: 127.0.0.1\r\nContent-Type: multipart/form-data; "
+                    f"boundary=x\r\nContent-Length: {MAX_UPLOAD_REQUEST_BYTES + 1}\r\n\r\n".encode())
+        answer = http.client.HTTPResponse(raw)  # read as it comes: the body may follow the headers later
+        answer.begin()
+        status, body = answer.status, answer.read().decode()
+    assert status == 413 and "maximum allowed size" in body and "\n" not in body
     test_an_ordinary_request_is_answered(page)
 
 

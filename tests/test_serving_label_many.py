@@ -1,4 +1,5 @@
-"""label_many: photos or a zip labelled against the supports, bounded per request, archive readable by pycocotools."""
+"""label_many: photos or a zip labelled against the supports, bounded per request; the archive is the dataset
+``hsnet label`` writes, read here by datumaro; every file handed out is complete."""
 from __future__ import annotations
 
 import io
@@ -9,8 +10,6 @@ from pathlib import Path
 import numpy as np
 import pytest
 from PIL import Image
-from pycocotools import mask as mask_utils
-from pycocotools.coco import COCO
 
 import hsnet
 from hsnet.errors import InputError
@@ -36,7 +35,9 @@ def segment(predictor_resnet50: hsnet.HSNet):
     return lambda images: [predictor.predict(image, [support], [mask]).mask for image in images]
 
 
-def test_photos_and_a_zip_are_labelled_and_the_archive_is_coco(segment, tmp_path: Path) -> None:
+def test_photos_and_a_zip_are_labelled_and_the_archive_is_a_coco_dataset(segment, tmp_path: Path) -> None:
+    import datumaro as dm
+
     files = [photo(tmp_path / "in" / f"p{i}.png", size, i) for i, size in enumerate(SIZES)]
     broken = tmp_path / "in" / "broken.png"
     broken.write_text("not an image")
@@ -44,32 +45,39 @@ def test_photos_and_a_zip_are_labelled_and_the_archive_is_coco(segment, tmp_path
     with zipfile.ZipFile(tmp_path / "more.zip", "w") as archive:
         archive.write(nested, "nested/deep.jpg")
         archive.writestr("../../escape.png", (tmp_path / "in" / "p0.png").read_bytes())
+        archive.writestr("p0.jpg", nested.read_bytes())  # shares its stem with p0.png
         archive.writestr("notes.txt", "ignored: not an image name")
     work = tmp_path / "work"
     work.mkdir()
     updates = list(label_many(segment, [*files, broken, tmp_path / "more.zip"], work, category="thing", batch_size=2))
     finished = [u for u in updates if u.name]
-    assert [u.done for u in finished] == [1, 2, 3, 4, 5] and all(u.total == 6 for u in updates)
-    assert {u.name for u in finished} == {"p0.png", "p1.png", "p2.png", "nested/deep.jpg", "escape.png"}
-    assert all(max(u.overlay.size) <= 384 for u in finished)
+    assert [u.done for u in finished] == [1, 2, 3, 4, 5, 6] and all(u.total == 7 for u in updates)
+    assert {u.name for u in finished} == {"p0.png", "p1.png", "p2.png", "nested/deep.jpg", "escape.png", "p0-2.jpg"}
+    for update in finished:  # each thumbnail is a complete picture when its path is handed out
+        with Image.open(update.overlay) as thumbnail:
+            thumbnail.load()
+            assert max(thumbnail.size) <= 384
     last = updates[-1]
     assert list(last.skipped) == ["broken.png"] and "\n" not in last.skipped["broken.png"]
-    assert last.archive == work / "labels.zip" and sorted(p.name for p in work.iterdir()) == ["labels.zip"]
+    assert last.archive == work / "labels.zip" and sorted(p.name for p in work.iterdir()) == ["labels.zip", "thumbnails"]
     with zipfile.ZipFile(last.archive) as archive:
         names = set(archive.namelist())
-        assert names == {"annotations.json", "masks/p0.png", "masks/p1.png", "masks/p2.png", "masks/nested/deep.png",
-                         "masks/escape.png"}
+        assert {n for n in names if n.startswith("masks/")} == {
+            "masks/p0.png", "masks/p1.png", "masks/p2.png", "masks/nested/deep.png", "masks/escape.png", "masks/p0-2.png"}
+        assert "annotations/instances_default.json" in names and "images/p0-2.jpg" in names
         archive.extractall(tmp_path / "out")
-    coco = COCO(str(tmp_path / "out" / "annotations.json"))
-    assert coco.loadCats(coco.getCatIds())[0]["name"] == "thing"
-    expected_sizes = {"p0.png": SIZES[0], "p1.png": SIZES[1], "p2.png": SIZES[2], "nested/deep.jpg": (40, 30),
-                      "escape.png": SIZES[0]}
-    for image in coco.loadImgs(coco.getImgIds()):
-        (annotation,) = coco.loadAnns(coco.getAnnIds(imgIds=image["id"]))
-        with Image.open(tmp_path / "out" / "masks" / Path(image["file_name"]).with_suffix(".png")) as saved:
+    out = tmp_path / "out"
+    expected_sizes = {"p0": SIZES[0], "p1": SIZES[1], "p2": SIZES[2], "nested/deep": (40, 30), "escape": SIZES[0],
+                      "p0-2": (40, 30)}
+    dataset = dm.Dataset.import_from(str(out), "coco_instances")
+    assert dataset.categories()[dm.AnnotationType.label][0].name == "thing"
+    assert sorted(item.id for item in dataset) == sorted(expected_sizes)
+    for item in dataset:
+        with Image.open(out / "masks" / f"{item.id}.png") as saved:
             png = np.asarray(saved) > 127
-        assert saved.size == expected_sizes[image["file_name"]] == (image["width"], image["height"])
-        assert np.array_equal(mask_utils.decode(annotation["segmentation"]).astype(bool), png)
+        assert saved.size == expected_sizes[item.id] == item.media.size[::-1]
+        masks = [a.image.astype(bool) for a in item.annotations if a.type == dm.AnnotationType.mask]
+        assert np.array_equal(masks[0] if masks else np.zeros_like(png), png)
 
 
 def test_too_many_photos_are_refused_before_any_is_read(tmp_path: Path) -> None:
@@ -94,7 +102,7 @@ def test_too_many_bytes_are_refused_before_any_is_read(tmp_path: Path) -> None:
         with (tmp_path / f"{i}.png").open("wb") as file:
             file.truncate(20 * 2**20)  # sparse: costs no disk
         files.append(tmp_path / f"{i}.png")
-    with pytest.raises(InputError, match="over the 200 MB limit per request"):
+    with pytest.raises(InputError, match=f"over the {MAX_LABEL_BYTES // 2**20} MB limit per request"):
         next(label_many(lambda images: [], files, tmp_path))
 
 
@@ -125,14 +133,14 @@ def test_a_request_stopped_early_leaves_no_archive(tmp_path: Path) -> None:
     updates = label_many(lambda images: [np.ones((16, 16), bool) for _ in images], files, work, batch_size=1)
     next(updates)
     updates.close()  # the visitor left
-    assert list(work.iterdir()) == []
+    assert list(work.iterdir()) == []  # no half archive, no photos, no thumbnails
 
 
 def test_annotations_hold_one_category_and_one_annotation_per_photo(tmp_path: Path) -> None:
     files = [photo(tmp_path / f"p{i}.png", (16, 16), i) for i in range(2)]
     *_, last = label_many(lambda images: [np.eye(16, dtype=bool) for _ in images], files, tmp_path, category="cat")
     with zipfile.ZipFile(last.archive) as archive:
-        document = json.loads(archive.read("annotations.json"))
+        document = json.loads(archive.read("annotations/instances_default.json"))
     assert [c["name"] for c in document["categories"]] == ["cat"]
     assert len(document["images"]) == len(document["annotations"]) == 2
 

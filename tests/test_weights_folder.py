@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import json
+import re
 from pathlib import Path
 
 import pytest
@@ -49,16 +50,54 @@ def test_save_pretrained_keeps_the_models_own_settings(resnet50: hsnet.HSNet, tm
 
 
 @pytest.mark.parametrize("changes,says", [
-    ({"image_size": 0}, "image_size 0; it must be a whole number of pixels, at least 32"),
+    ({"image_size": 0}, "image_size 0; it must be a whole number of pixels from 32 to 4096"),
     ({"image_size": 16}, "image_size 16"),
     ({"image_size": "400"}, "image_size '400'"),
     ({"image_size": 400.5}, "image_size 400.5"),
     ({"image_size": True}, "image_size True"),
     ({"mask_support": "no"}, "mask_support 'no'; it must be true or false"),
     ({"mask_support": 0}, "mask_support 0"),
-    ({"backbone": "resnet18"}, "names no known backbone"),
+    ({"image_size": 10**30}, "image_size 1000000000000000000000000000000; it must be a whole number of pixels from 32 "
+                             "to 4096"),
+    ({"image_size": [400]}, "image_size [400]"),
+    ({"backbone": "resnet18"}, "names no known backbone ('resnet18'"),
+    ({"backbone": ["x"]}, "names no known backbone (['x']"),
+    ({"backbone": {"name": "resnet50"}}, "names no known backbone ({'name': 'resnet50'}"),
+    ({"backbone": 50}, "names no known backbone (50"),
+    ({"backbone": None}, "names no known backbone (none"),  # None here removes the key
+    ({"model_type": "bert"}, "is the config of a 'bert' model, not an HSNet"),
+    ({"benchmark": ["x"]}, "benchmark ['x']; it must be one of pascal, coco, fss or null"),
+    ({"benchmark": "imagenet"}, "benchmark 'imagenet'"),
+    ({"fold": "x"}, "fold 'x'; it must be 0, 1, 2 or 3 with the pascal or coco benchmark, else null"),
+    ({"fold": 7}, "fold 7"),
+    ({"fold": True}, "fold True"),
+    ({"fold": 0}, "fold 0"),  # the folder's benchmark is fss, which has no folds
+    ({"fold": [0]}, "fold [0]"),
 ])
 def test_bad_config_values_are_refused_in_one_line(folder: Path, tmp_path: Path, changes: dict, says: str) -> None:
-    with pytest.raises(hsnet.CheckpointError, match=says.replace("(", r"\(")) as info:
+    with pytest.raises(hsnet.CheckpointError, match=re.escape(says)) as info:
         hsnet.from_pretrained(with_config(folder, tmp_path, **changes))
     assert "\n" not in str(info.value)
+
+
+@pytest.mark.parametrize("text,says", [
+    ("[1, 2]", "holds a JSON array, not an object of settings"),
+    ('"resnet50"', "holds a JSON string"),
+    ("null", "holds a JSON null"),
+    ("400", "holds a JSON number"),
+    ('{"backbone": "resnet50", "image_size": NaN}', "image_size nan"),
+    ('{"backbone": "resnet50", "image_size": null}', "image_size None"),
+    ('{"backbone": "resnet50", "mask_support": null}', "mask_support None"),
+    ('{"backbone": null}', "names no known backbone (None"),
+    ("{", "is not a readable JSON file"),
+    ("[" * 100_000, "is not a readable JSON file (nested too deeply)"),
+    (b"\xff\xfe{}", "is not a readable JSON file"),
+    (b" " * (2 << 20), "far more than hsnet's config.json"),
+])
+def test_a_config_json_that_is_no_settings_object_is_refused_in_one_line(folder: Path, tmp_path: Path, text,
+                                                                         says: str) -> None:
+    copy = with_config(folder, tmp_path)
+    (copy / "config.json").write_bytes(text if isinstance(text, bytes) else text.encode())
+    with pytest.raises(hsnet.CheckpointError, match=re.escape(says)) as info:
+        hsnet.from_pretrained(copy)
+    assert "\n" not in str(info.value) and len(str(info.value)) < 400

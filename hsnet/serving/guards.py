@@ -8,8 +8,11 @@ background, each brush layer and the composite as separate blobs to
 request); then ``Component.preprocess`` receives the payload (FileData paths,
 ``data:`` URLs or the stored blobs) and decodes it. So:
 
-- ``RequestSizeLimit``: ASGI middleware refusing any request body over
-  MAX_REQUEST_BYTES (HTTP 413) before it is read; pass ``launch_kwargs()`` to launch.
+- ``RequestSizeLimit``: ASGI middleware refusing a request body over its limit (HTTP 413)
+  before it is read: MAX_UPLOAD_REQUEST_BYTES for Gradio's file upload route (the photos of one
+  "Label many", or a zip of them, streamed to disk), MAX_REQUEST_BYTES for any other (JSON that
+  may carry a ``data:`` URL); pass ``launch_kwargs()`` to launch. Images are held to
+  MAX_UPLOAD_BYTES a file by the component guards below.
 - ``guard_image`` / ``guard_editor``: wrap a component's ``preprocess`` (and the
   editor's ``accept_blobs``) so that the checks of ``uploads`` run first and a refusal
   is a one-line message on the page. The editor's pending blobs are bounded too.
@@ -29,10 +32,15 @@ from starlette.middleware import Middleware
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from ..errors import InputError
-from .uploads import MAX_UPLOAD, MAX_UPLOAD_BYTES, check_editor_blob, check_editor_payload, check_image_payload
+from .label_many import MAX_LABEL_BYTES, MAX_LABEL_QUERIES
+from .memory import MAX_SESSIONS, TrimAfterRequests, limit_arenas
+from .uploads import MAX_UPLOAD_BYTES, check_editor_blob, check_editor_payload, check_image_payload
 
-# The largest request body: one MAX_UPLOAD_BYTES image as base64 in JSON, plus room for the rest of the request.
+# The largest JSON body: one MAX_UPLOAD_BYTES image as base64, plus room for the rest of the request.
 MAX_REQUEST_BYTES = math.ceil(MAX_UPLOAD_BYTES * 4 / 3) + 1024 * 1024
+# The largest upload: every photo of one Label many (the browser sends them in one request), plus multipart headers.
+MAX_UPLOAD_REQUEST_BYTES = MAX_LABEL_BYTES + 1024 * 1024
+UPLOAD_ROUTE = "/upload"  # the end of Gradio's upload path (/gradio_api/upload)
 MAX_PENDING_EDITS = 32  # editor values posted by browsers and not yet used by a request, over all visitors
 MAX_PENDING_EDIT_BYTES = 256 * 2**20  # the bytes those values may hold together
 UNREADABLE = (OSError, ValueError, SyntaxError, Image.DecompressionBombError)
@@ -135,23 +143,35 @@ def _pending_bytes(storage: dict) -> int:
 
 
 class RequestSizeLimit:
-    """ASGI middleware: HTTP 413 for a request whose body is over ``max_bytes``, by its header or as it streams in."""
+    """ASGI middleware: HTTP 413 for a request whose body is over its limit, by its header or as it streams in.
 
-    def __init__(self, app: ASGIApp, max_bytes: int = MAX_REQUEST_BYTES):
+    ``max_upload_bytes`` applies to Gradio's upload route, ``max_bytes`` to every other request.
+    """
+
+    def __init__(self, app: ASGIApp, max_bytes: int = MAX_REQUEST_BYTES,
+                 max_upload_bytes: int = MAX_UPLOAD_REQUEST_BYTES):
         self.app = app
         self.max_bytes = max_bytes
+        self.max_upload_bytes = max_upload_bytes
 
-    def _message(self) -> str:
-        return (f"the request is over the maximum allowed size of {self.max_bytes // 2**20} MB "
-                f"(images up to {MAX_UPLOAD_BYTES // 2**20} MB, also as data: URLs)")
+    def _limit(self, scope: Scope) -> tuple[int, str]:
+        """The body limit of this request, and the one-line message that refuses it."""
+        if str(scope.get("path", "")).rstrip("/").endswith(UPLOAD_ROUTE):
+            return self.max_upload_bytes, (
+                f"the upload is over the maximum allowed size of {MAX_LABEL_BYTES // 2**20} MB in all "
+                f"(up to {MAX_LABEL_QUERIES} photos of up to {MAX_UPLOAD_BYTES // 2**20} MB each, or a zip of them); "
+                "send fewer or smaller files at a time")
+        return self.max_bytes, (f"the request is over the maximum allowed size of {self.max_bytes // 2**20} MB "
+                                f"(images up to {MAX_UPLOAD_BYTES // 2**20} MB, also as data: URLs)")
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http":
             await self.app(scope, receive, send)
             return
+        max_bytes, refusal = self._limit(scope)
         declared = dict(scope.get("headers") or []).get(b"content-length")
-        if declared is not None and declared.isdigit() and int(declared) > self.max_bytes:
-            body = self._message().encode()
+        if declared is not None and declared.isdigit() and int(declared) > max_bytes:
+            body = refusal.encode()
             await send({"type": "http.response.start", "status": 413,
                         "headers": [(b"content-type", b"text/plain; charset=utf-8"),
                                     (b"content-length", str(len(body)).encode())]})
@@ -164,13 +184,18 @@ class RequestSizeLimit:
             message = await receive()
             if message["type"] == "http.request":
                 received += len(message.get("body", b""))
-                if received > self.max_bytes:
-                    raise HTTPException(status_code=413, detail=self._message())
+                if received > max_bytes:
+                    raise HTTPException(status_code=413, detail=refusal)
             return message
 
         await self.app(scope, counted, send)
 
 
 def launch_kwargs() -> dict[str, Any]:
-    """Keyword arguments for ``demo.launch``: Gradio's per-file upload cap and the request size limit."""
-    return {"max_file_size": MAX_UPLOAD, "app_kwargs": {"middleware": [Middleware(RequestSizeLimit)]}}
+    """Keyword arguments for ``demo.launch``: Gradio's per-file upload cap (a zip of one Label many; an image over
+    MAX_UPLOAD_BYTES is refused by its component's guard in one line), the request size limits, a heap trim
+    after requests and the sessions kept; called before the launch, it also limits glibc's heaps for the threads
+    Gradio will start (``hsnet.serving.memory``)."""
+    limit_arenas()
+    return {"max_file_size": MAX_LABEL_BYTES, "state_session_capacity": MAX_SESSIONS,
+            "app_kwargs": {"middleware": [Middleware(RequestSizeLimit), Middleware(TrimAfterRequests)]}}

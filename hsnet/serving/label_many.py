@@ -1,59 +1,53 @@
 """The app's "Label many" backend: many query photos (or one zip) against the supports, bounded per request.
 
-``label_many`` yields a ``LabelUpdate`` per finished query (its overlay for the gallery)
-and a last one with the archive: ``masks/<name>.png`` (0/255, the query's size) and
-``annotations.json`` (COCO, through ``hsnet.labeling``). A request may hold at most
-MAX_LABEL_QUERIES images and MAX_LABEL_BYTES in all (a zip by its members' declared
-sizes, checked before anything is extracted); a file that cannot be read is skipped
-with one line and the rest go on. ``segment`` maps decoded images to masks, e.g.
-``predictor_segmenter(predictor, supports)`` or the app's GPU step.
+The photos go through the same loop as ``hsnet label`` (``hsnet.labeling.label_each``), into a
+dataset folder of the same layout (images/ copied, annotations/instances_default.json, masks/;
+no overlays/, the gallery shows them). ``label_many`` yields a ``LabelUpdate`` per finished
+photo, with a thumbnail of its overlay, and a last one with the folder zipped. Every file it
+hands out (thumbnail, zip) is complete before its path is given: written under a temporary
+name, then renamed. A request may hold at most MAX_LABEL_QUERIES images and MAX_LABEL_BYTES in
+all (a zip by its members' declared sizes, checked before anything is extracted); a file that
+cannot be read is skipped with one line and the rest go on. ``segment`` maps decoded images to
+masks, e.g. ``predictor_segmenter(predictor, supports)`` (hsnet.labeling) or the app's GPU step.
 """
 from __future__ import annotations
 
 import io
-import json
 import os
 import shutil
 import zipfile
 from collections.abc import Iterator, Sequence
+from contextlib import closing
 from dataclasses import dataclass, field
 from pathlib import Path, PurePosixPath
 
 import numpy as np
 from PIL import Image
 
-from ..errors import HSNetError, InputError, one_line
-from ..inputs import load_rgb
-from ..labeling import ANNOTATIONS, IMAGE_SUFFIXES, Segment, coco_document, coco_record, segment_each
-from ..predictor import Predictor, SupportSet
+from ..errors import InputError, one_line
+from ..labeling import IMAGE_SUFFIXES, LabelFolder, Query, Segment, label_each, safe_name
+from ..labeling.files import write_file
 from ..visualize import fit, mask_image, overlay_mask
 from .uploads import MAX_UPLOAD_BYTES
 
 MAX_LABEL_QUERIES = 50
-MAX_LABEL_BYTES = 200 * 2**20
+MAX_LABEL_BYTES = MAX_LABEL_QUERIES * 8 * 2**20  # 50 phone photos (3 to 8 MB each as JPEG), not more
 LABEL_BATCH = 4
 OVERLAY_SIDE = 384
 ARCHIVE = "labels.zip"
-
+DATASET = "labels"  # the folder zipped into ARCHIVE (its name inside the zip is not kept)
 
 
 @dataclass
 class LabelUpdate:
-    """Progress of a labelling request: one finished query (name, overlay), or at the end the archive."""
+    """Progress of a labelling request: one finished photo (name, thumbnail file), or at the end the archive."""
 
     done: int
     total: int
     name: str | None = None
-    overlay: Image.Image | None = None
+    overlay: Path | None = None  # a complete PNG of the overlay, at most OVERLAY_SIDE on a side
     skipped: dict[str, str] = field(default_factory=dict)  # name -> one-line reason
     archive: Path | None = None
-
-
-def predictor_segmenter(predictor: Predictor, supports: SupportSet, rule: str = "vote") -> Segment:
-    """``segment`` for ``label_many`` from a Predictor and its encoded supports (hsnet's SupportSet)."""
-    def segment(images: list[Image.Image]) -> list[np.ndarray]:
-        return [p.mask for p in predictor.predict_many(images, supports, batch_size=len(images), rule=rule)]
-    return segment
 
 
 def _limit_total(total: int) -> None:
@@ -67,17 +61,14 @@ def _limit_count(count: int) -> None:
         raise InputError(f"{count} photos to label; at most {MAX_LABEL_QUERIES} per request, label them in smaller groups")
 
 
-def _unique(name: str, taken: set[str]) -> str:
-    stem, suffix, number = PurePosixPath(name).with_suffix(""), PurePosixPath(name).suffix, 1
-    while name in taken:
-        number += 1
-        name = f"{stem}-{number}{suffix}"
-    taken.add(name)
-    return name
+def _upload_name(name: str, number: int) -> PurePosixPath:
+    """A photo's name as uploaded (a zip member's path kept, ``..`` and leading ``/`` dropped)."""
+    parts = [p for p in PurePosixPath(name.replace("\\", "/")).parts if p not in ("", ".", "..", "/")]
+    return safe_name(parts) or PurePosixPath(f"photo-{number}")
 
 
-def gather_queries(files: Sequence[str | os.PathLike], workdir: Path) -> tuple[list[tuple[str, Path]], dict[str, str]]:
-    """(name, file) of every photo in ``files`` (a zip's images extracted under ``workdir``) and the skipped ones.
+def gather_queries(files: Sequence[str | os.PathLike], workdir: Path) -> tuple[list[Query], dict[str, str]]:
+    """The queries in ``files`` (a zip's images extracted under ``workdir``) and the skipped ones (name -> why).
 
     Sizes are checked from the file system and the zip's directory before anything is extracted
     or decoded: InputError over a request's limits, a one-line skip for one member too large or damaged.
@@ -104,28 +95,28 @@ def gather_queries(files: Sequence[str | os.PathLike], workdir: Path) -> tuple[l
             _limit_total(total)
         if not entries:
             raise InputError("no photos to label; upload image files or a zip of them")
-        gathered, skipped, taken = [], {}, set()
-        for number, (name, source) in enumerate(entries):
-            parts = [p for p in PurePosixPath(name.replace("\\", "/")).parts if p not in ("", ".", "..", "/")]
-            name = _unique("/".join(parts) or f"photo-{number}", taken)
+        queries, skipped = [], {}
+        for number, (raw, source) in enumerate(entries):
+            name = _upload_name(raw, number)
             if isinstance(source, Path):
-                gathered.append((name, source))
+                queries.append(Query(source, name))
                 continue
             archive, member = source
             if member.file_size > MAX_UPLOAD_BYTES:
-                skipped[name] = (f"photo {one_line(name, 60)} is {member.file_size / 2**20:.0f} MB, over the "
-                                 f"{MAX_UPLOAD_BYTES // 2**20} MB limit per photo; downscale it")
+                skipped[name.as_posix()] = (f"photo {one_line(name.as_posix(), 60)} is {member.file_size / 2**20:.0f} MB, "
+                                            f"over the {MAX_UPLOAD_BYTES // 2**20} MB limit per photo; downscale it")
                 continue
-            target = workdir / "unzipped" / f"{number}{PurePosixPath(name).suffix}"
+            target = workdir / "unzipped" / f"{number}{name.suffix}"
             target.parent.mkdir(parents=True, exist_ok=True)
             try:
                 with archive.open(member) as data:  # reads at most the declared size
                     target.write_bytes(data.read(MAX_UPLOAD_BYTES + 1))
             except (zipfile.BadZipFile, OSError, EOFError, NotImplementedError, RuntimeError) as exc:
-                skipped[name] = f"photo {one_line(name, 60)} cannot be taken from the zip ({type(exc).__name__}); zip it again"
+                skipped[name.as_posix()] = (f"photo {one_line(name.as_posix(), 60)} cannot be taken from the zip "
+                                            f"({type(exc).__name__}); zip it again")
                 continue
-            gathered.append((name, target))
-        return gathered, skipped
+            queries.append(Query(target, name))
+        return queries, skipped
     except (zipfile.BadZipFile, OSError) as exc:
         raise InputError(f"a file to label cannot be read ({type(exc).__name__}); upload it again") from exc
     finally:
@@ -133,39 +124,58 @@ def gather_queries(files: Sequence[str | os.PathLike], workdir: Path) -> tuple[l
             archive.close()
 
 
+def _thumbnail(image: Image.Image, mask: np.ndarray, path: Path) -> Path:
+    small = fit(image, OVERLAY_SIDE)
+    small_mask = np.asarray(mask_image(mask).resize(small.size, Image.NEAREST)) > 0
+    buffer = io.BytesIO()
+    overlay_mask(small, small_mask).save(buffer, format="PNG")
+    return write_file(path, lambda file: file.write(buffer.getbuffer()))
+
+
+def _zip_folder(folder: Path, path: Path) -> Path:
+    """``folder``'s files (hidden ones left out) zipped into ``path``, which appears only when complete."""
+    def write(file) -> None:
+        with zipfile.ZipFile(file, "w", zipfile.ZIP_DEFLATED) as archive:
+            for member in sorted(folder.rglob("*")):
+                relative = member.relative_to(folder)
+                if member.is_file() and not any(part.startswith(".") for part in relative.parts):
+                    archive.write(member, relative.as_posix())
+    return write_file(path, write)
+
+
+def _what(query) -> str:
+    """How a photo is named in a skip message; load_rgb adds the file's own name, so an upload is named once."""
+    return "photo" if query.path.name == query.name.name else f"photo {one_line(query.name.as_posix(), 60)} as"
+
+
 def label_many(segment: Segment, files: Sequence[str | os.PathLike], workdir: Path, category: str = "object",
                batch_size: int = LABEL_BATCH) -> Iterator[LabelUpdate]:
-    """Label every photo in ``files``, ``batch_size`` at a time; the last update carries ``workdir/labels.zip``."""
+    """Label every photo in ``files``, ``batch_size`` at a time; the last update carries ``workdir/labels.zip``.
+
+    The zip is the dataset hsnet label writes (images/, annotations/instances_default.json, masks/).
+    """
     queries, skipped = gather_queries(files, workdir)
-    total, done, records = len(queries) + len(skipped), 0, []
-    archive_path = workdir / ARCHIVE
+    total, done = len(queries) + len(skipped), 0
+    dataset, thumbnails = workdir / DATASET, workdir / "thumbnails"
+    dataset.mkdir(exist_ok=True)
+    thumbnails.mkdir(exist_ok=True)
+    folder = LabelFolder(dataset, category, images="copy", overlays=False)
     complete = False
-    archive = zipfile.ZipFile(archive_path, "w", zipfile.ZIP_DEFLATED)
     try:
-        for start in range(0, total, batch_size):
-            batch = []
-            for name, path in queries[start: start + batch_size]:
-                try:
-                    batch.append((name, load_rgb(path, f"photo {one_line(name, 60)}")))
-                except HSNetError as exc:
-                    skipped[name] = str(exc)
-            for (name, image), mask in zip(batch, segment_each(segment, [image for _, image in batch])):
-                if isinstance(mask, HSNetError):  # one bad photo skips only itself
-                    skipped[name] = str(mask)
+        with closing(label_each(segment, queries, folder, batch_size=batch_size,
+                                what=_what)) as outcomes:
+            for outcome in outcomes:
+                if outcome.skipped is not None:
+                    skipped[outcome.query.name.as_posix()] = outcome.skipped
                     continue
-                png = io.BytesIO()
-                mask_image(mask).save(png, format="PNG")
-                archive.writestr(f"masks/{PurePosixPath(name).with_suffix('.png')}", png.getvalue())
-                records.append(coco_record(name, mask))
                 done += 1
-                small = fit(image, OVERLAY_SIDE)
-                small_mask = np.asarray(mask_image(mask).resize(small.size, Image.NEAREST)) > 0
-                yield LabelUpdate(done, total, name, overlay_mask(small, small_mask), dict(skipped))
-        archive.writestr(ANNOTATIONS, json.dumps(coco_document(records, category)) + "\n")
+                thumbnail = _thumbnail(outcome.image, outcome.mask, thumbnails / f"{done}.png")
+                yield LabelUpdate(done, total, outcome.name.as_posix(), thumbnail, dict(skipped))
+        archive = _zip_folder(dataset, workdir / ARCHIVE)
         complete = True
     finally:
-        archive.close()
         shutil.rmtree(workdir / "unzipped", ignore_errors=True)
-        if not complete:  # stopped early (the visitor left): no half archive stays behind
-            archive_path.unlink(missing_ok=True)
-    yield LabelUpdate(done, total, skipped=dict(skipped), archive=archive_path)
+        shutil.rmtree(dataset, ignore_errors=True)
+        if not complete:  # stopped early (the visitor left): nothing stays behind
+            shutil.rmtree(thumbnails, ignore_errors=True)
+    yield LabelUpdate(done, total, skipped=dict(skipped), archive=archive)

@@ -23,7 +23,6 @@ from ..errors import InputError, describe
 from ..inputs import MAX_PIXELS, REFUSED_FORMATS
 
 MAX_UPLOAD_BYTES = 20 * 1024 * 1024
-MAX_UPLOAD = "20mb"  # the same limit in the form gr.Blocks.launch(max_file_size=...) takes
 MAX_BRUSH_LAYERS = 3  # the app's editor shows one layer; a little room for the browser's own
 EDITOR_PIXEL_BUDGET = 3 * MAX_PIXELS  # background + layers + composite of one editor, as declared
 UNSAFE_FORMATS = frozenset({*REFUSED_FORMATS, "ICO"})  # ICO: Pillow decodes the embedded image inside Image.open

@@ -5,6 +5,7 @@
 - ``cache``: hsnet's cache of converted copies, with their sha256 recorded.
 - ``hub``: Hub copies through huggingface_hub, where one is configured.
 - ``folder``: the Hub format itself (safetensors + config.json + model card) and conversion.
+- ``provenance``: where converted weights came from, which decides what their model card may claim.
 - ``pretrained``: ``from_pretrained``, which resolves a name through the above.
 """
 from .folder import convert_checkpoint, save_pretrained

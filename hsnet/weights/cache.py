@@ -47,6 +47,19 @@ def cached(name: str) -> Path | None:
     return folder if (folder / PROVENANCE_NAME).is_file() else None
 
 
+def recorded_originals() -> list[dict]:
+    """The provenance records of every complete cached folder: what hsnet downloaded, from where, with its sha256."""
+    records = []
+    for record_file in sorted((cache_root() / "weights").glob(f"*/{PROVENANCE_NAME}")):
+        try:
+            record = json.loads(record_file.read_text(encoding="utf-8"))
+        except (OSError, UnicodeDecodeError, ValueError, RecursionError):
+            continue  # a damaged record vouches for nothing
+        if isinstance(record, dict):
+            records.append(record)
+    return records
+
+
 def verified(name: str, weights_file: str) -> Path:
     """The cached folder of ``name`` after checking its weights against the sha256 recorded when it was written."""
     folder = weights_folder(name)

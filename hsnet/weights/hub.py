@@ -15,7 +15,7 @@ import urllib.error
 import urllib.request
 from pathlib import Path
 
-from huggingface_hub import HfApi, constants, get_token, hf_hub_download
+from huggingface_hub import CommitOperationAdd, HfApi, constants, get_token, hf_hub_download
 from huggingface_hub.errors import (
     GatedRepoError,
     HfHubHTTPError,
@@ -24,9 +24,12 @@ from huggingface_hub.errors import (
     RepositoryNotFoundError,
     RevisionNotFoundError,
 )
+from huggingface_hub.errors import HTTPError as TransportError  # the base error of the HTTP client it uses
 
-from ..errors import CheckpointError, HubError, WeightsNotFoundError, one_line
-from .folder import CARD_NAME, CONFIG_NAME, WEIGHTS_NAME, load_folder
+from ..checkpoint import present
+from ..errors import CheckpointError, HubError, WeightsNotFoundError, describe, one_line
+from ..model_card import render_model_card, retarget
+from .folder import CARD_NAME, CONFIG_NAME, WEIGHTS_NAME, load_folder, read_config
 
 REPO_ID = re.compile(r"^[\w.-]+/[\w.-]+$")
 PROBE_TIMEOUT_S = 5
@@ -35,6 +38,7 @@ _SHA256 = re.compile(r"^[0-9a-f]{64}$")
 _GIT_SHA1 = re.compile(r"^[0-9a-f]{40}$")
 _unreachable: dict[str, tuple[float, str]] = {}  # endpoint -> (monotonic time of the failure, reason)
 _unreachable_lock = threading.Lock()
+OFFLINE_ADVICE = "check the connection (or HF_ENDPOINT), or set HF_HUB_OFFLINE=1 to use cached weights"
 
 
 def offline() -> bool:
@@ -47,15 +51,16 @@ def endpoint() -> str:
     return (os.environ.get("HF_ENDPOINT") or constants.ENDPOINT).rstrip("/")
 
 
-def check_reachable() -> None:
-    """Raise HubError at once if the Hub did not answer one short request (now, or within the last minutes)."""
+def check_reachable(advice: str = OFFLINE_ADVICE) -> None:
+    """Raise HubError at once if the Hub did not answer one short request (now, or within the last minutes);
+    ``advice`` ends the message."""
     url = endpoint()
     with _unreachable_lock:
         failed = _unreachable.get(url)
     if failed is not None and time.monotonic() - failed[0] < UNREACHABLE_MEMORY_S:
         ago = time.monotonic() - failed[0]
-        raise HubError(f"{url} did not answer {ago:.0f} s ago ({failed[1]}); hsnet tries again after "
-                       f"{UNREACHABLE_MEMORY_S} s: check the connection, or set HF_HUB_OFFLINE=1 to use cached weights")
+        raise HubError(f"the Hugging Face Hub at {url} did not answer {ago:.0f} s ago ({failed[1]}); hsnet tries "
+                       f"again after {UNREACHABLE_MEMORY_S} s: {advice}")
     try:
         urllib.request.urlopen(urllib.request.Request(url, method="HEAD"), timeout=PROBE_TIMEOUT_S).close()
     except urllib.error.HTTPError:
@@ -64,8 +69,7 @@ def check_reachable() -> None:
         reason = one_line(str(getattr(exc, "reason", "") or exc) or type(exc).__name__, 80)
         with _unreachable_lock:
             _unreachable[url] = (time.monotonic(), reason)
-        raise HubError(f"could not reach {url} ({reason}); check the connection (or HF_ENDPOINT), or set "
-                       "HF_HUB_OFFLINE=1 to use cached weights") from exc
+        raise HubError(f"could not reach the Hugging Face Hub at {url} ({reason}); {advice}") from exc
     with _unreachable_lock:
         _unreachable.pop(url, None)
 
@@ -156,26 +160,48 @@ def download(repo_id: str, revision: str | None = None, *, force_download: bool 
     return Path(weights).parent
 
 
+def _card(folder: Path, repo_id: str) -> bytes:
+    """The README.md to upload: hsnet's own card re-rendered so that its usage example loads ``repo_id``; a card
+    somebody edited, as it is; a fresh card when the folder has none."""
+    config = read_config(folder / CONFIG_NAME)
+    card_file = folder / CARD_NAME
+    if not present(card_file, f"folder {folder}: {CARD_NAME}"):
+        return render_model_card(config, repo_id).encode()
+    try:
+        card = card_file.read_text(encoding="utf-8")
+    except (OSError, UnicodeDecodeError) as exc:
+        raise HubError(f"{card_file} cannot be read as text ({one_line(str(exc), 80)}); fix or delete it (hsnet then "
+                       "uploads a card of its own)") from exc
+    return (retarget(card, config, repo_id) or card).encode()
+
+
 def push_to_hub(directory: str | os.PathLike, repo_id: str, *, private: bool = False, token: str | None = None,
                 commit_message: str | None = None) -> str:
     """Upload a Hub folder made by ``save_pretrained`` to ``repo_id`` (created if needed); returns its URL.
 
-    The token comes from ``token``, else $HF_TOKEN or ``hf auth login``; it is never printed.
+    The token comes from ``token``, else $HF_TOKEN or ``hf auth login``; it is never printed. The Hub is
+    probed first, so an unreachable one is one line, not a traceback after retries.
     """
     folder = Path(directory)
     if not REPO_ID.match(repo_id):
         raise HubError(f"repo id {one_line(repr(repo_id), 80)} is not of the form owner/name; pass e.g. "
                        f"--repo-id my-org/hsnet-{folder.name}")
     load_folder(folder, f"folder {folder}")  # refuse to publish anything that would not load
+    card = _card(folder, repo_id)
+    if offline():
+        raise HubError("HF_HUB_OFFLINE is set, which forbids uploads; unset it to push to the Hub")
     token = token or get_token()
     if token is None:
         raise HubError("no Hugging Face token found; set HF_TOKEN to a token with write access "
                        "(https://huggingface.co/settings/tokens) or run `hf auth login`")
+    check_reachable(f"check the connection (or HF_ENDPOINT) and run the push again; {folder} is unchanged")
     api = HfApi(endpoint=endpoint(), token=token)
+    operations = [CommitOperationAdd(path_in_repo=name, path_or_fileobj=str(folder / name))
+                  for name in (WEIGHTS_NAME, CONFIG_NAME)]
+    operations.append(CommitOperationAdd(path_in_repo=CARD_NAME, path_or_fileobj=card))
     try:
         url = api.create_repo(repo_id, repo_type="model", private=private, exist_ok=True)
-        api.upload_folder(repo_id=repo_id, folder_path=folder, allow_patterns=[WEIGHTS_NAME, CONFIG_NAME, CARD_NAME],
-                          commit_message=commit_message or f"Upload HSNet weights ({folder.name})")
+        api.create_commit(repo_id, operations, commit_message=commit_message or f"Upload HSNet weights ({folder.name})")
     except HfHubHTTPError as exc:
         status = exc.response.status_code if exc.response is not None else None
         if status in (401, 403):
@@ -183,4 +209,7 @@ def push_to_hub(directory: str | os.PathLike, repo_id: str, *, private: bool = F
                            f"to {repo_id.split('/')[0]} in HF_TOKEN") from exc
         raise HubError(f"uploading to {repo_id} failed ({one_line(str(exc), 100)}); check the connection and "
                        "try again") from exc
+    except (TransportError, OSError) as exc:  # the connection dropped after the probe answered
+        raise HubError(f"uploading to {repo_id} on {endpoint()} failed: the connection broke ({describe(exc)}); "
+                       "check it and run the push again") from exc
     return str(url)

@@ -17,12 +17,13 @@ from pathlib import Path
 import torch
 from huggingface_hub import try_to_load_from_cache
 
-from ..checkpoint import check_weights_file, read_state_dict
+from ..checkpoint import check_weights_file, present, read_state_dict
 from ..errors import CheckpointError, InputError, WeightsNotFoundError, one_line
 from ..model import HSNet
+from ..runtime import resolve_device
 from . import cache, drive, hub
 from .catalog import HUB_ORG_ENV, WeightsEntry, registry, unknown_name
-from .folder import AUTHORS_CHECKPOINT_NAME, CONFIG_NAME, WEIGHTS_NAME, convert_checkpoint, load_folder, load_state
+from .folder import AUTHORS_CHECKPOINT_NAME, CONFIG_NAME, WEIGHTS_NAME, convert_download, load_folder, load_state
 
 
 @dataclass(frozen=True)
@@ -54,9 +55,7 @@ def _from_drive(entry: WeightsEntry, progress: drive.Progress | None) -> Path:
         original = folder / AUTHORS_CHECKPOINT_NAME
         drive.fetch(found, original, entry.drive, progress)
         size, digest = original.stat().st_size, cache.file_sha256(original)
-        convert_checkpoint(original, folder, backbone=entry.backbone, benchmark=entry.benchmark, fold=entry.fold,
-                           mask_support=entry.mask_support,
-                           source=f"the authors' {found.path} from {entry.source} (sha256 {digest}), converted with hsnet")
+        convert_download(original, folder, entry, found.path, digest)
         original.unlink()
         return {"name": entry.name, "drive_folder": entry.source, "drive_file_id": found.id,
                 "drive_path": found.path, "original_bytes": size, "original_sha256": digest}
@@ -131,7 +130,7 @@ def _local_path(text: str) -> Path | None:
     try:
         os.stat(path)
     except OSError as exc:
-        if exc.errno in (errno.ENOENT, errno.ENOTDIR):
+        if exc.errno in (errno.ENOENT, errno.ENOTDIR) and not os.path.islink(path):
             return None
         if exc.errno == errno.ENAMETOOLONG:
             if text in registry() or hub.REPO_ID.match(text):
@@ -146,14 +145,14 @@ def _local_path(text: str) -> Path | None:
 def _load_local(path: Path) -> HSNet:
     """A local best_model.pt / .safetensors file, or a folder holding model.safetensors or best_model.pt."""
     if path.is_dir():
-        if (path / WEIGHTS_NAME).is_file():
-            return load_folder(path, f"folder {path}")
-        if not (path / AUTHORS_CHECKPOINT_NAME).is_file():
-            raise WeightsNotFoundError(f"folder {one_line(str(path))} holds neither {WEIGHTS_NAME} nor "
-                                       f"{AUTHORS_CHECKPOINT_NAME}; give the folder of a converted checkpoint or an "
-                                       "authors' best_model.pt")
+        where = f"folder {one_line(str(path))}"
+        if present(path / WEIGHTS_NAME, f"{where}: {WEIGHTS_NAME}"):
+            return load_folder(path, where)
+        if not present(path / AUTHORS_CHECKPOINT_NAME, f"{where}: {AUTHORS_CHECKPOINT_NAME}"):
+            raise WeightsNotFoundError(f"{where} holds neither {WEIGHTS_NAME} nor {AUTHORS_CHECKPOINT_NAME}; give the "
+                                       "folder of a converted checkpoint or an authors' best_model.pt")
         path = path / AUTHORS_CHECKPOINT_NAME
-    if path.name == WEIGHTS_NAME and (path.parent / CONFIG_NAME).is_file():
+    if path.name == WEIGHTS_NAME and present(path.parent / CONFIG_NAME, f"checkpoint {path}: {CONFIG_NAME} beside it"):
         return load_folder(path.parent, f"checkpoint {path}")
     return load_state(read_state_dict(path), None, f"checkpoint {one_line(str(path))}")
 
@@ -163,10 +162,12 @@ def from_pretrained(name_or_path: str | os.PathLike, revision: str | None = None
                     force_download: bool = False, progress: drive.Progress | None = None) -> HSNet:
     """An HSNet in eval mode from a registry name, a Hub repo id, a local checkpoint file or a local folder.
 
-    ``model.image_size`` and ``model.mask_support`` come from the weights' config.json. ``progress``
+    ``model.image_size`` and ``model.mask_support`` come from the weights' config.json; ``device`` is checked
+    (``hsnet.runtime.resolve_device``) before anything is fetched. ``progress``
     is called with (bytes so far, total or None) during a Drive download; ``revision`` pins a Hub
     branch, tag or commit; HF_HUB_OFFLINE, HF_TOKEN and HF_ENDPOINT are honoured.
     """
+    target = resolve_device(device) if device is not None else None  # refused before anything is downloaded
     text = os.fspath(name_or_path) if isinstance(name_or_path, os.PathLike) else name_or_path
     if not isinstance(text, str) or not text.strip():
         raise WeightsNotFoundError(f"no weights given ({one_line(repr(text), 40)}); give a registry name such as "
@@ -177,4 +178,4 @@ def from_pretrained(name_or_path: str | os.PathLike, revision: str | None = None
     else:
         folder, repo_id = _fetch(text, revision, hub_org, force_download, progress)
         model = _load_snapshot(folder, repo_id) if repo_id else load_folder(folder, f"{text} (hsnet's cache)")
-    return model.to(device) if device is not None else model
+    return model.to(target) if target is not None else model

@@ -1,10 +1,11 @@
 """Load and soak testing of a served hsnet app: app.py on 127.0.0.1, gradio_client visitors, answers checked, memory watched.
 
-Shared by the app's tests and ``benchmarks/load_test.py`` (which adds the command line and the
-reports). ``app_server`` runs the app in a subprocess (``python -m hsnet.serving.loadtest APP PORT
-SIDE``) on a free local port with a given checkpoint; ``run_load`` sends ``/segment`` requests from
-many clients (or new sessions), ``run_latency`` times one visitor, ``run_hostile`` sends requests a
-visitor can make within the upload limit and checks each is refused without a memory spike.
+A test and benchmark harness, not part of the package: ``benchmarks/load_test.py`` imports it as its
+neighbour and the tests through pytest's ``pythonpath`` (pyproject.toml). ``app_server`` runs the app in
+a subprocess (``python benchmarks/loadkit.py APP PORT``) on a free local port with a given checkpoint;
+``run_load`` sends ``/segment`` requests from many clients (or new sessions), ``run_latency`` times one
+visitor, ``run_hostile`` sends requests a visitor can make within the upload limit and checks each is
+refused without a memory spike.
 """
 from __future__ import annotations
 
@@ -35,6 +36,7 @@ APP_IMAGE_SIZE = 400  # what app.py's predictors use by default
 QUERY_SIZES = ((333, 250), (640, 427), (250, 375), (512, 512))
 SUPPORT_SIZE = (320, 240)
 START_TIMEOUT = 180.0
+SETTLE_S = 3.0  # after the last answer, before the resident size is read: longer than the app's trim interval
 
 
 # ------------------------------------------------------------------------------------------ the server
@@ -50,6 +52,7 @@ def serve(app_file: str, port: int) -> None:
     libc = ctypes.CDLL(ctypes.util.find_library("c"))
     signal.signal(signal.SIGUSR1, lambda *_: libc.malloc_trim(0))
     sys.argv = [app_file, "--port", str(port)]
+    sys.path[0] = str(Path(app_file).resolve().parent)  # as `python app.py` has it, not this file's folder
     runpy.run_path(app_file, run_name="__main__")
 
 
@@ -117,7 +120,7 @@ def app_server(app_file: Path, weights: Path, image_size: int, workdir: Path) ->
     env = {**os.environ, "HSNET_WEIGHTS": str(weights), "GRADIO_SERVER_NAME": "127.0.0.1", "HF_HUB_OFFLINE": "1",
            "GRADIO_ANALYTICS_ENABLED": "False", "GRADIO_TEMP_DIR": str(workdir / "server-files"),
            "PYTHONUNBUFFERED": "1", "HSNET_IMAGE_SIZE": str(image_size)}
-    command = [sys.executable, "-m", __name__, str(app_file), str(port)]
+    command = [sys.executable, str(Path(__file__).resolve()), str(app_file), str(port)]
     url, log = f"http://127.0.0.1:{port}/", workdir / "app.log"
     with running_server(command, env, log, url, cwd=app_file.parent) as process:
         yield Server(url, process.pid, log)
@@ -235,6 +238,7 @@ class Record:
 class Report:
     clients: int
     requested: int
+    max_seconds: float
     image_size: int
     distinct_queries: int
     answered: int = 0
@@ -268,7 +272,8 @@ def run_load(server: Server, inputs: Inputs, weights: str, clients: int, request
     """
     connections = [connect(server.url, downloads) for _ in range(clients)]
     sizes = {size for _, size in inputs.queries}
-    report = Report(clients=clients, requested=requests, image_size=image_size, distinct_queries=len(inputs.queries),
+    report = Report(clients=clients, requested=requests, max_seconds=max_seconds, image_size=image_size,
+                    distinct_queries=len(inputs.queries),
                     rss_tolerance_mb=rss_tolerance_mb, new_sessions=new_sessions,
                     query_size=list(sizes.pop()) if len(sizes) == 1 else None,
                     machine=f"{platform.machine()}, {os.cpu_count()} CPU cores, {platform.python_version()}")
@@ -316,6 +321,7 @@ def run_load(server: Server, inputs: Inputs, weights: str, clients: int, request
     with ThreadPoolExecutor(clients) as pool:
         records = [r for batch in pool.map(worker, range(clients)) for r in batch]
     wall = time.perf_counter() - t0
+    time.sleep(SETTLE_S)  # the app returns freed heap once requests end (hsnet.serving.memory)
     done.set()
     sampler.join()
     rss_after = rss_mb(server.pid)
@@ -510,6 +516,69 @@ def run_hostile(server: Server, inputs: Inputs, weights: str, downloads: Path, w
                         "rss_peak_mb": round(peak, 1), "peak_budget_mb": peak_budget_mb, "still_serving": still_serving,
                         "passed": refused and peak - before <= peak_budget_mb and still_serving})
     return results
+
+
+# ------------------------------------------------------------------------------------------ fairness
+
+
+def label_many_job(client, photos: Sequence[Path], support: Path, mask: Path, weights: str):
+    """A /label_many request of ``photos`` against one support, started in the background (a gradio_client Job)."""
+    from gradio_client import handle_file
+
+    return client.submit(photos=[handle_file(str(p)) for p in photos], weights=weights, rule="vote",
+                         support_1={"background": handle_file(str(support)), "layers": [], "composite": None},
+                         mask_1=handle_file(str(mask)), category="object", api_name="/label_many")
+
+
+def labelled_so_far(job) -> int:
+    """How many photos a running /label_many job has labelled: the length of its latest gallery."""
+    outputs = job.outputs()
+    return len(outputs[-1][0] or []) if outputs else 0
+
+
+def run_fairness(server: Server, inputs: Inputs, weights: str, workdir: Path, photos: int, segments: int) -> dict:
+    """Segment timed alone, then while another visitor's Label many of ``photos`` photos runs.
+
+    ``inputs`` needs 2 * ``segments`` query photos (each Segment its own, as visitors send). Per
+    Segment during the labelling: its seconds, and how many photos the labelling finished
+    meanwhile (``photos_meanwhile``; with one queue for both it would be every photo left).
+    """
+    rng = np.random.default_rng(5)
+    folder = workdir / "to-label"
+    folder.mkdir(parents=True, exist_ok=True)
+    photo_files = []
+    for i in range(photos):
+        photo_files.append(folder / f"photo-{i}.jpg")
+        Image.fromarray(rng.integers(0, 256, (480, 640, 3), dtype=np.uint8)).save(photo_files[-1], quality=90)
+    from gradio_client import Client
+
+    client = connect(server.url, workdir / "downloads")
+    labeller = Client(server.url, verbose=False, download_files=False, analytics_enabled=False)  # the gallery's links
+
+    def timed(number: int) -> float:
+        query, size = inputs.queries[number]
+        start = time.perf_counter()
+        problem = check_answer(segment(client, query, inputs.support, inputs.mask, weights), size)
+        if problem:
+            raise RuntimeError(f"Segment answer is wrong: {problem}")
+        return time.perf_counter() - start
+
+    alone = [timed(i) for i in range(segments)]
+    start = time.perf_counter()
+    job = label_many_job(labeller, photo_files, inputs.support, inputs.mask, weights)
+    while labelled_so_far(job) == 0 and not job.done():
+        time.sleep(0.1)
+    during, meanwhile, left = [], [], []
+    for i in range(segments):
+        before = labelled_so_far(job)
+        during.append(timed(segments + i))
+        meanwhile.append(labelled_so_far(job) - before)
+        left.append(photos - labelled_so_far(job))
+    job.result(timeout=START_TIMEOUT * 10)
+    label_seconds = time.perf_counter() - start
+    return {"photos": photos, "labelled": labelled_so_far(job), "label_many_s": round(label_seconds, 2),
+            "segment_alone_s": [round(s, 3) for s in alone], "segment_during_s": [round(s, 3) for s in during],
+            "photos_meanwhile": meanwhile, "photos_left_after": left}
 
 
 def _percentile(sorted_values: list[float], percent: float) -> float:
