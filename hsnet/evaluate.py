@@ -50,6 +50,7 @@ class EvalResult:
     world_size: int
     device: str
     settings: dict[str, Any] = field(default_factory=dict)
+    unscored: list[str] = field(default_factory=list)  # classes without an episode (e.g. under --limit), not in mIoU
 
     def to_dict(self) -> dict[str, Any]:
         """A JSON-ready dict."""
@@ -61,6 +62,9 @@ class EvalResult:
         lines = [f"{self.benchmark}{fold} {self.split}, {self.shots}-shot, {self.episodes} episodes",
                  f"  {'class':<28}{'IoU':>7}{'episodes':>10}"]
         lines += [f"  {c.name[:27]:<28}{c.iou:7.2f}{c.episodes:10d}" for c in self.classes]
+        if self.unscored:
+            lines.append(f"  {len(self.unscored)} class(es) had no episode and are left out of the mIoU: "
+                         f"{', '.join(self.unscored)[:200]}")
         lines.append(f"mIoU {self.miou:.2f}   FB-IoU {self.fb_iou:.2f}   "
                      f"({self.episodes_per_second:.2f} episodes/s on {self.world_size} x {self.device})")
         return "\n".join(lines)
@@ -119,4 +123,5 @@ def evaluate(model: HSNet, dataset: EpisodeDataset, *, device: torch.device | st
         world_size=world_size(), device=context.device.type,
         settings={"image_size": dataset.image_size, "original_size": dataset.original_size, "seed": dataset.seed,
                   "rule": rule, "precision": precision, "batch_size": batch_size, **(settings or {})},
+        unscored=[dataset.class_name(c) for c in meter.unscored()],
     )

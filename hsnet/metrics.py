@@ -3,7 +3,8 @@
 Per episode the background (0) and foreground (1) intersection and union pixel counts are taken,
 leaving out ignored pixels (PASCAL boundaries). They are summed per class over all episodes.
 Class IoU = summed intersection / summed union (union floored at 1, as the authors do); mIoU = mean
-foreground IoU over the split's classes (a class with no episode counts as 0, as in their meter);
+foreground IoU over the split's classes that had an episode (the authors' meter counts a class with
+none as 0, which only a shortened list such as ``--limit`` leaves, and which says nothing of the model);
 FB-IoU = mean over background and foreground of intersection / union summed over those classes.
 Reported values are percentages.
 """
@@ -84,9 +85,14 @@ class IoUMeter:
         iou = sums[INTER_FG] / sums[UNION_FG].clamp(min=1)
         return {c: float(v) * 100 for c, v in zip(self.class_ids, iou)}
 
+    def unscored(self) -> list[int]:
+        """The split's classes without any episode, left out of the mIoU."""
+        return [c for c in self.class_ids if not self.sums[EPISODES, c]]
+
     def miou(self) -> float:
-        """Mean foreground IoU (%) over the split's classes."""
-        values = list(self.class_iou().values())
+        """Mean foreground IoU (%) over the split's classes that had an episode."""
+        left_out = set(self.unscored())
+        values = [v for c, v in self.class_iou().items() if c not in left_out]
         return sum(values) / len(values) if values else 0.0
 
     def fb_iou(self) -> float:

@@ -15,6 +15,7 @@ import json
 import math
 import pickle
 import shutil
+import sys
 import time
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
@@ -28,7 +29,8 @@ from torch.nn.parallel import DistributedDataParallel
 from torch.utils.data import DataLoader, DistributedSampler
 from tqdm import tqdm
 
-from .data import BENCHMARKS, EpisodeDataset, build_dataset
+from .data import BENCHMARKS, OWN_LAYOUTS, EpisodeDataset, build_dataset, is_own_data
+from .data.own import SPLIT_FILE
 from .distributed import DistContext, barrier, init_distributed, main_first
 from .errors import CheckpointError, InputError, WeightsNotFoundError, describe
 from .evaluate import run_episodes
@@ -38,13 +40,18 @@ from .model import BACKBONES, DEFAULT_IMAGE_SIDE, HSNet
 from .runtime import InferenceContext, autocast, autocast_dtype, build_model
 
 DEFAULT_BATCH = {"pascal": 20, "coco": 40, "fss": 20}
+OWN_DATA_BATCH = 8
 # Settings a resumed run must share with the run it continues.
 RESUME_KEYS = ("benchmark", "fold", "backbone", "image_size")
 
 
 @dataclass
 class TrainConfig:
-    """Everything ``hsnet train`` takes; ``batch_size`` is the global batch (split over the processes)."""
+    """Everything ``hsnet train`` takes; ``batch_size`` is the global batch (split over the processes).
+
+    ``benchmark`` is a benchmark name, or the layout of one's own data at ``datapath`` ("folder", or "coco"
+    with a .json); ``images``, ``val_classes`` and ``split_by`` apply to one's own data only.
+    """
 
     benchmark: str
     datapath: str
@@ -66,6 +73,9 @@ class TrainConfig:
     limit_val: int | None = None
     progress: bool = True
     splits_dir: str | None = None
+    images: str | None = None
+    val_classes: list[str] | None = None
+    split_by: str = "auto"
 
 
 @dataclass
@@ -99,12 +109,37 @@ def train_step(model: torch.nn.Module, batch: dict[str, Any], optimizer: torch.o
     optimizer.zero_grad(set_to_none=True)
     if scaler is not None and scaler.is_enabled():
         scaler.scale(loss).backward()
+        check_finite(loss, [], optimizer)  # infinite gradients are the scaler's to skip
         scaler.step(optimizer)
         scaler.update()
     else:
         loss.backward()
+        check_finite(loss, [p.grad for group in optimizer.param_groups for p in group["params"] if p.grad is not None],
+                     optimizer)
         optimizer.step()
     return loss.item(), logits.detach().argmax(dim=1)
+
+
+class DivergedError(InputError):
+    """The loss or the weights stopped being finite numbers: training stops rather than keep or save them."""
+
+
+def check_finite(loss: torch.Tensor, grads: list[torch.Tensor], optimizer: torch.optim.Optimizer) -> None:
+    """Stop before a step that would make the weights NaN or infinite. Checked after the backward pass, whose
+    gradient all-reduce gives every process the same answer, so that all of them stop together."""
+    largest = torch.stack([loss.detach().float().reshape(())] + [g.detach().abs().amax().float() for g in grads])
+    if not bool(torch.isfinite(largest).all()):  # one device sync
+        lr = optimizer.param_groups[0]["lr"]
+        raise DivergedError(f"training stopped at a loss of {loss.item()} (not a finite number): the learning rate "
+                            f"{lr:g} is too high for this run; lower --lr (authors: 1e-3) and start again, or --resume "
+                            "from the last epoch saved")
+
+
+def check_finite_weights(model: torch.nn.Module) -> None:
+    """Refuse to save weights that are not all finite numbers."""
+    if not all(bool(torch.isfinite(t).all()) for t in model.state_dict().values() if t.is_floating_point()):
+        raise DivergedError("training stopped: the weights are no longer finite numbers, so they were not saved; "
+                            "lower --lr (authors: 1e-3) and start again, or --resume from the last epoch saved")
 
 
 def train_epoch(model: torch.nn.Module, loader: DataLoader, dataset: EpisodeDataset, optimizer: torch.optim.Optimizer,
@@ -186,15 +221,17 @@ def _build_model(config: TrainConfig) -> HSNet:
 
 def _check_config(config: TrainConfig) -> int:
     """Validate the settings; returns the global batch size."""
-    if config.benchmark not in BENCHMARKS:
-        raise InputError(f"unknown benchmark {config.benchmark!r}; use one of {', '.join(BENCHMARKS)}")
+    own = is_own_data(config.benchmark, config.datapath)
+    if config.benchmark not in BENCHMARKS and not own:
+        raise InputError(f"unknown benchmark {config.benchmark!r}; use one of {', '.join(BENCHMARKS)}, or one's own "
+                         f"data ({', '.join(OWN_LAYOUTS)})")
     if config.backbone not in BACKBONES:
         raise InputError(f"unknown backbone {config.backbone!r}; use one of {', '.join(BACKBONES)}")
     if config.epochs < 1 or not (math.isfinite(config.lr) and config.lr > 0) or config.workers < 0 or (
             config.batch_size is not None and config.batch_size < 1):
         raise InputError("--epochs and --batch-size must be at least 1, --workers at least 0 and --lr a finite "
                          "number above 0")
-    return config.batch_size or DEFAULT_BATCH[config.benchmark]
+    return config.batch_size or (OWN_DATA_BATCH if own else DEFAULT_BATCH[config.benchmark])
 
 
 def train(config: TrainConfig, ctx: DistContext | None = None) -> TrainSummary:
@@ -218,11 +255,13 @@ def train(config: TrainConfig, ctx: DistContext | None = None) -> TrainSummary:
         model_state, opt_state, record = None, None, {"epoch": 0, "best_miou": float("-inf"), "best_epoch": -1}
 
     torch.manual_seed(config.seed)
-    fold = config.fold if config.benchmark != "fss" else None
-    common = dict(image_size=config.image_size, seed=config.seed, splits_dir=config.splits_dir)
+    common = dict(image_size=config.image_size, seed=config.seed, splits_dir=config.splits_dir, images=config.images,
+                  val_classes=config.val_classes, split_by=config.split_by, split_file=out / SPLIT_FILE)
     trn, val = main_first(lambda: (
-        build_dataset(config.benchmark, config.datapath, fold or 0, "trn", 1, limit=config.limit_train, **common),
-        build_dataset(config.benchmark, config.datapath, fold or 0, "val", 1, limit=config.limit_val, **common)))
+        build_dataset(config.benchmark, config.datapath, config.fold, "trn", 1, limit=config.limit_train, **common),
+        build_dataset(config.benchmark, config.datapath, config.fold, "val", 1, limit=config.limit_val, **common)))
+    fold = trn.fold if trn.folds else None
+    partition = trn.partition()
     model = main_first(lambda: _build_model(config))
     if model_state is not None:
         model.load_state_dict(model_state, strict=True)
@@ -249,8 +288,14 @@ def train(config: TrainConfig, ctx: DistContext | None = None) -> TrainSummary:
     saved_config = {k: v for k, v in asdict(config).items() if k not in ("resume", "progress")}
     history: list[dict[str, float]] = []
     if ctx.is_main:
-        print(f"hsnet train: {trn.summary()}; validation: {val.summary()}; "
+        for note in dict.fromkeys(trn.notes() + val.notes()):
+            print(f"hsnet train: {note}", file=sys.stderr, flush=True)
+        start_from = config.init or ("the ImageNet backbone" if config.backbone_weights == "imagenet"
+                                     else "a random backbone")
+        print(f"hsnet train: {trn.summary()}; validation: {val.summary()}; from {start_from}; "
               f"batch {batch_size} over {ctx.world_size} process(es) on {ctx.device.type}", flush=True)
+        if partition is not None:
+            _write_json(out / SPLIT_FILE, partition)
 
     for epoch in range(record["epoch"], config.epochs):
         sampler.set_epoch(epoch)
@@ -271,11 +316,15 @@ def train(config: TrainConfig, ctx: DistContext | None = None) -> TrainSummary:
             record.update(best_miou=stats["val_miou"], best_epoch=epoch)
         record["epoch"] = epoch + 1
         if ctx.is_main:
+            check_finite_weights(model)
             if improved:
                 label = "validation" if fold is None else f"fold {fold} validation"
-                save_pretrained(model, best, benchmark=config.benchmark, fold=fold, image_size=config.image_size,
+                save_pretrained(model, best, benchmark=val.benchmark if val.benchmark in BENCHMARKS else None,
+                                fold=fold, image_size=config.image_size,
                                 source=f"trained with hsnet train (epoch {epoch}, {val.summary()})",
                                 metrics={label: {"1-shot": round(stats["val_miou"], 2)}})
+                if partition is not None:
+                    _write_json(best / SPLIT_FILE, partition)  # so that `evaluate --weights best` finds it
             save_state(last, model, optimizer, scaler, {**record, "config": saved_config})
             _log_epoch(writer, stats)
             print(f"epoch {epoch}: train loss {stats['train_loss']:.4f} mIoU {stats['train_miou']:.2f} | "
@@ -286,6 +335,13 @@ def train(config: TrainConfig, ctx: DistContext | None = None) -> TrainSummary:
     if writer is not None:
         writer.close()
     return TrainSummary(len(history), record["best_miou"], record["best_epoch"], str(best), str(last), history)
+
+
+def _write_json(path: Path, data: dict[str, Any]) -> None:
+    """Write ``data`` as JSON, replacing ``path`` only once the new copy is complete."""
+    tmp = path.with_name(path.name + ".tmp")
+    tmp.write_text(json.dumps(data, indent=2) + "\n", encoding="utf-8")
+    tmp.replace(path)
 
 
 def _log_epoch(writer: Any, stats: dict[str, float]) -> None:

@@ -98,3 +98,55 @@ def make_fss(root: Path, splits: Path, classes: int = 2, seed: int = 0, size: in
         (splits / "fss" / f"{split}.txt").write_text("".join(n + "\n" for n in names))
         lists[split] = names
     return lists
+
+
+SHAPES = ("square", "disc", "triangle", "cross", "ring", "bar")
+
+
+def shape_mask(kind: str, side: int, rng: np.random.Generator) -> np.ndarray:
+    """A bool (side, side) mask of one shape of ``kind``, at a random place and size."""
+    size = int(rng.integers(side // 2, side * 2 // 3))  # a third to a half of the picture: not a speck to ignore
+    top, left = (int(v) for v in rng.integers(2, side - size - 2, size=2))
+    y, x = np.mgrid[:side, :side]
+    cy, cx, r = top + size / 2, left + size / 2, size / 2
+    inside = {
+        "square": (abs(y - cy) <= r) & (abs(x - cx) <= r),
+        "disc": (y - cy) ** 2 + (x - cx) ** 2 <= r * r,
+        "triangle": (y >= top) & (y <= top + size) & (abs(x - cx) <= (y - top) / 2),
+        "cross": ((abs(y - cy) <= r / 3) & (abs(x - cx) <= r)) | ((abs(x - cx) <= r / 3) & (abs(y - cy) <= r)),
+        "ring": ((y - cy) ** 2 + (x - cx) ** 2 <= r * r) & ((y - cy) ** 2 + (x - cx) ** 2 >= (r / 2) ** 2),
+        "bar": (abs(y - cy) <= r / 4) & (abs(x - cx) <= r),
+    }[kind]
+    return inside
+
+
+def textured_shape(kind: str, index: int, side: int, rng: np.random.Generator) -> tuple[np.ndarray, np.ndarray]:
+    """(RGB uint8 image, bool mask): one shape of ``kind``, striped in its class's colour, on grey noise."""
+    mask = shape_mask(kind, side, rng)
+    image = rng.integers(40, 160, size=(side, side, 3), dtype=np.uint8)
+    colour = np.array([(index * 97) % 200 + 55, (index * 53) % 200 + 55, (index * 151) % 200 + 55], np.uint8)
+    y, x = np.mgrid[:side, :side]
+    stripes = ((x + y * (index % 3)) // 3 % 2).astype(bool)
+    texture = np.where(stripes[..., None], colour, 255 - colour)
+    image[mask] = texture[mask]
+    return image, mask
+
+
+def make_shapes(root: Path, classes: int = 4, per_class: int = 8, side: int = 64, layout: str = "beside",
+                seed: int = 0, mask_values: int = 255) -> dict[str, list[str]]:
+    """A folder of class folders of textured shapes: ``<class>/<n>.jpg`` + ``<n>.png`` ("beside") or
+    ``<class>/images/<n>.jpg`` + ``<class>/masks/<n>.png`` ("separate"); returns the image stems per class."""
+    rng = np.random.default_rng(seed)
+    found = {}
+    for index, kind in enumerate(SHAPES[:classes]):
+        folder = root / kind
+        stems = []
+        for n in range(per_class):
+            image, mask = textured_shape(kind, index, side, rng)
+            stem = f"{kind}_{n:03d}"
+            photo, label = ((folder / f"{stem}.jpg", folder / f"{stem}.png") if layout == "beside" else
+                            (folder / "images" / f"{stem}.jpg", folder / "masks" / f"{stem}.png"))
+            _save(image, mask.astype(np.uint8) * mask_values, photo, label)
+            stems.append(stem)
+        found[kind] = stems
+    return found

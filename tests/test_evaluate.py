@@ -110,3 +110,33 @@ def test_fss_evaluation_runs_through_the_cli(tmp_path, weights, capsys):
     result = json.loads((tmp_path / "fss.json").read_text())
     assert code == 0 and result["episodes"] == 4 and result["fold"] is None
     assert [c["name"] for c in result["classes"]] == ["test_class_0"] and torch.isfinite(torch.tensor(result["miou"]))
+
+
+def test_a_rerun_replaces_its_own_results_file_but_no_other_file(tmp_path, weights, capsys):
+    make_fss(tmp_path / "data", tmp_path / "splits", classes=2)
+    args = ["evaluate", "--benchmark", "fss", "--weights", str(weights), "--datapath", str(tmp_path / "data"),
+            "--splits", str(tmp_path / "splits"), "--image-size", "32", "--limit", "2", "--no-progress"]
+    output = tmp_path / "results.json"
+    assert main([*args, "--output", str(output)]) == 0
+    first = output.read_text()
+    assert main([*args, "--output", str(output)]) == 0 and json.loads(output.read_text())["episodes"] == 2
+    assert json.loads(first)["miou"] == json.loads(output.read_text())["miou"]
+    capsys.readouterr()
+    for other, content in (("notes.json", '{"mine": 1}'), ("notes.txt", "my notes")):
+        (tmp_path / other).write_text(content)
+        assert main([*args, "--output", str(tmp_path / other)]) == 2
+        err = capsys.readouterr().err
+        assert err.count("\n") == 1 and "is not a results file of hsnet evaluate" in err
+        assert (tmp_path / other).read_text() == content
+
+
+def test_classes_without_an_episode_under_limit_are_left_out_of_the_miou_and_named(tmp_path, weights, capsys):
+    make_fss(tmp_path / "data", tmp_path / "splits", classes=3)
+    code = main(["evaluate", "--benchmark", "fss", "--weights", str(weights), "--datapath", str(tmp_path / "data"),
+                 "--splits", str(tmp_path / "splits"), "--image-size", "32", "--limit", "3", "--no-progress",
+                 "--output", str(tmp_path / "r.json")])
+    result = json.loads((tmp_path / "r.json").read_text())
+    scored = [c for c in result["classes"] if c["episodes"]]
+    assert code == 0 and len(scored) == 1 and result["unscored"] == ["test_class_1", "test_class_2"]
+    assert result["miou"] == pytest.approx(scored[0]["iou"])
+    assert "left out of the mIoU: test_class_1, test_class_2" in capsys.readouterr().out

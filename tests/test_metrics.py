@@ -36,11 +36,11 @@ def test_miou_fbiou_and_class_iou_by_hand():
     assert meter.episodes == 3
 
 
-def test_a_class_without_episodes_counts_as_zero_like_the_authors_meter():
+def test_a_class_without_episodes_is_left_out_of_the_miou_and_named():
     meter = IoUMeter(nclass=4, class_ids=[0, 1, 2])
     meter.update(PRED, GT, CLASSES, IGNORE)
-    assert meter.miou() == pytest.approx(20.0)
-    assert meter.class_iou()[2] == 0.0
+    assert meter.miou() == pytest.approx(30.0)  # (60 + 0) / 2, not (60 + 0 + 0) / 3
+    assert meter.unscored() == [2]
 
 
 def test_meters_merge_into_the_same_sums_as_one_meter():

@@ -15,8 +15,8 @@ from hsnet.cli import main
 from hsnet.data import build_dataset
 from hsnet.hub import from_pretrained
 from hsnet.errors import InputError
-from hsnet.train import TrainConfig, cross_entropy, train, train_step
-from synthetic_datasets import make_fss
+from hsnet.train import DivergedError, TrainConfig, check_finite_weights, cross_entropy, train, train_step
+from synthetic_datasets import make_fss, make_shapes
 
 pytestmark = pytest.mark.usefixtures("isolated_cache")  # a private cache and no download source
 
@@ -120,6 +120,18 @@ def test_training_offline_from_the_imagenet_backbone_is_one_line(fss, tmp_path, 
     errors = [line for line in err.splitlines() if not line.startswith("hsnet: warning:")]
     assert len(errors) == 1 and "Traceback" not in err
     assert "ImageNet weights of resnet50 could not be downloaded" in err and "--init" in err
+    assert not (tmp_path / "run").exists()  # a failed run leaves nothing it created
+
+
+def test_a_run_that_fails_on_a_missing_dataset_leaves_nothing_it_created(fss, tmp_path, capsys):
+    _, splits = fss
+    assert _train(tmp_path / "nowhere", splits, tmp_path / "new", 1) == 2
+    assert "not found" in capsys.readouterr().err and not (tmp_path / "new").exists()
+    (tmp_path / "mine").mkdir()
+    (tmp_path / "mine" / "notes.txt").write_text("kept")
+    assert main(["train", "--data", str(tmp_path / "none"), "--init", "none", "--out", str(tmp_path / "mine")]) == 2
+    assert [p.name for p in (tmp_path / "mine").iterdir()] == ["notes.txt"]
+    assert "--data" in capsys.readouterr().err
 
 
 @pytest.mark.parametrize("change", [{"lr": float("nan")}, {"lr": float("inf")}, {"lr": 0.0}, {"workers": -1},
@@ -128,3 +140,87 @@ def test_the_python_api_refuses_the_settings_the_cli_refuses(tmp_path, change):
     config = TrainConfig(benchmark="fss", datapath=str(tmp_path), out=str(tmp_path / "run"), **change)
     with pytest.raises(InputError, match="at least"):
         train(config)
+
+
+@pytest.fixture(scope="module")
+def shapes(tmp_path_factory: pytest.TempPathFactory, vgg16) -> tuple[Path, Path]:
+    """Five classes of textured shapes, and a random-weight VGG-16 HSNet saved as the checkpoint to start from."""
+    root = tmp_path_factory.mktemp("own-data")
+    make_shapes(root / "data", classes=5, per_class=4, side=40)
+    return root / "data", hsnet.save_pretrained(vgg16, root / "init")
+
+
+def _fine_tune(data: Path, init: Path, out: Path, epochs: int, *extra: str) -> int:
+    return main(["train", "--data", str(data), "--init", str(init), "--backbone", "vgg16", "--out", str(out),
+                 "--epochs", str(epochs), "--batch-size", "2", "--limit-train", "2", "--image-size", "32",
+                 "--workers", "0", "--device", "cpu", "--no-progress", *extra])
+
+
+@pytest.mark.slow
+def test_fine_tuning_on_own_data_records_its_split_for_evaluate(shapes, tmp_path, capsys):
+    data, init = shapes
+    assert _fine_tune(data, init, tmp_path / "run", 1, "--val-classes", "disc,ring") == 0
+    out = capsys.readouterr().out
+    assert f"from {init}" in out and "masks beside the photos" in out and "held-out classes disc, ring" in out
+    record = json.loads((tmp_path / "run" / "split.json").read_text())
+    assert sorted(record["val"]) == ["disc", "ring"] and sorted(record["train"]) == ["cross", "square", "triangle"]
+    assert json.loads((tmp_path / "run" / "best" / "split.json").read_text()) == record
+    config = json.loads((tmp_path / "run" / "best" / "config.json").read_text())
+    assert config["benchmark"] is None and config["backbone"] == "vgg16"
+    code = main(["evaluate", "--data", str(data), "--weights", str(tmp_path / "run" / "best"), "--shots", "2",
+                 "--image-size", "32", "--no-progress", "--output", str(tmp_path / "eval.json")])
+    result = json.loads((tmp_path / "eval.json").read_text())
+    assert code == 0 and [c["name"] for c in result["classes"]] == ["disc", "ring"] and result["episodes"] == 8
+    assert f"split from {tmp_path / 'run' / 'best' / 'split.json'}" in capsys.readouterr().out
+    code = main(["evaluate", "--data", str(data), "--weights", str(tmp_path / "run" / "best"), "--all",
+                 "--image-size", "32", "--no-progress", "--output", str(tmp_path / "all.json")])
+    assert code == 0 and json.loads((tmp_path / "all.json").read_text())["episodes"] == 20
+
+
+@pytest.mark.slow
+def test_ctrl_c_keeps_the_epochs_done_and_resume_continues(shapes, tmp_path, monkeypatch, capsys):
+    data, init = shapes
+    epochs_run = []
+    real_epoch = hsnet.train.train_epoch
+
+    def interrupted_second_epoch(*args, **kwargs):
+        epochs_run.append(kwargs["desc"])
+        if len(epochs_run) == 2:
+            raise KeyboardInterrupt
+        return real_epoch(*args, **kwargs)
+
+    monkeypatch.setattr(hsnet.train, "train_epoch", interrupted_second_epoch)
+    assert _fine_tune(data, init, tmp_path / "run", 3) == 130
+    assert "--resume" in capsys.readouterr().err
+    assert json.loads((tmp_path / "run" / "last" / "trainer.json").read_text())["epoch"] == 1
+    monkeypatch.setattr(hsnet.train, "train_epoch", real_epoch)
+    assert _fine_tune(data, init, tmp_path / "run", 2, "--resume") == 0
+    assert "epoch 1: train loss" in capsys.readouterr().out
+    assert json.loads((tmp_path / "run" / "last" / "trainer.json").read_text())["epoch"] == 2
+
+
+def test_a_diverging_run_stops_at_the_first_non_finite_loss_and_saves_nothing(shapes, tmp_path, capsys):
+    data, init = shapes
+    code = _fine_tune(data, init, tmp_path / "run", 2, "--lr", "1e30", "--limit-train", "6", "--batch-size", "1")
+    err = capsys.readouterr().err
+    assert code == 2 and "not a finite number" in err and "lower --lr" in err and "Traceback" not in err
+    assert not (tmp_path / "run").exists()
+
+
+def test_weights_that_are_not_finite_are_never_saved(seeded):
+    model = seeded("vgg16")
+    check_finite_weights(model)
+    with torch.no_grad():
+        next(p for p in model.hpn_learner.parameters()).view(-1)[0] = float("nan")
+    with pytest.raises(DivergedError, match="not saved"):
+        check_finite_weights(model)
+
+
+def test_own_data_with_nothing_usable_exits_2_before_training(tmp_path, capsys):
+    (tmp_path / "data" / "leaf").mkdir(parents=True)
+    (tmp_path / "data" / "leaf" / "a.jpg").write_bytes(b"not a photo")
+    (tmp_path / "data" / "leaf" / "a.png").write_bytes(b"not a mask")
+    code = main(["train", "--data", str(tmp_path / "data"), "--init", "none", "--backbone-weights", "none",
+                 "--out", str(tmp_path / "run"), "--no-progress"])
+    err = capsys.readouterr().err
+    assert code == 2 and "nothing usable" in err and err.count("\n") == 1 and not (tmp_path / "run").exists()

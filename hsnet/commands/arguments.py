@@ -156,7 +156,8 @@ def _check_output(text: str, folder: bool) -> Path:
         raise InputError(f"{path} is a folder; give a file name such as {path / 'results.json'}")
     if path.exists() and not path.is_dir() and folder:
         raise InputError(f"{path} is a file; give a folder (existing or new)")
-    existing = next(p for p in (path, *path.absolute().parents) if p.exists())
+    target = path.absolute() if folder else path.absolute().parent  # a file that exists is replaced: check its folder
+    existing = next(p for p in (target, *target.parents) if p.exists())
     if not existing.is_dir():
         raise InputError(f"{path} cannot be made: {existing} is a file, not a folder")
     if not os.access(existing, os.W_OK | os.X_OK):

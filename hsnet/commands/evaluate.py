@@ -4,22 +4,49 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import sys
 from pathlib import Path
 
 from ..data import BENCHMARKS
+from ..data.own import SPLIT_BY, SPLIT_FILE
 from ..model import DEFAULT_IMAGE_SIDE, K_SHOT_RULES
 from ..runtime import PRECISIONS
-from .arguments import (check_device_and_precision, device, image_side, local_path, non_negative_int, output_file,
-                        positive_int, prepare_folder, probe_file, seed, shots, weights_source)
+from ..errors import InputError, one_line
+from .arguments import (argument_type, check_device_and_precision, device, image_side, local_path, non_negative_int,
+                        output_file, positive_int, prepare_folder, probe_file, seed, shots, weights_source)
 
-HELP = "Evaluate weights on a few-shot benchmark with the authors' protocol: mIoU, FB-IoU, per-class IoU (JSON)."
+HELP = ("Evaluate weights on a few-shot benchmark with the authors' protocol, or on one's own data: mIoU, FB-IoU, "
+        "per-class IoU (JSON).")
 DATAPATH_ENV = "HSNET_DATAPATH"
 DEFAULT_DATAPATH = "../Datasets_HSN"
 
 
+# Keys of every results file hsnet evaluate writes: a file holding them all is its own, and may be replaced.
+RESULT_KEYS = {"benchmark", "split", "shots", "episodes", "miou", "fb_iou", "classes", "settings"}
+
+
+@argument_type
+def class_list(text: str) -> list[str]:
+    """Comma-separated class names, none empty."""
+    names = [name.strip() for name in text.split(",")]
+    if not all(names):
+        raise InputError(f"{one_line(text, 60)} has an empty class name; give names separated by commas: a,b,c")
+    return names
+
+
 def add_data_arguments(parser: argparse.ArgumentParser) -> None:
-    """The dataset flags ``evaluate`` and ``train`` share."""
-    parser.add_argument("--benchmark", required=True, choices=BENCHMARKS)
+    """The dataset flags ``evaluate`` and ``train`` share: a benchmark, or one's own data (``--data``)."""
+    which = parser.add_mutually_exclusive_group(required=True)
+    which.add_argument("--benchmark", choices=BENCHMARKS)
+    which.add_argument("--data", type=local_path, default=None, metavar="PATH",
+                       help="one's own data: a folder of class folders, or a COCO instances .json (docs/own-data.md)")
+    parser.add_argument("--images", type=local_path, default=None, metavar="DIR",
+                        help="with --data FILE.json: the folder its file_names are relative to (default: beside it)")
+    parser.add_argument("--val-classes", type=class_list, default=None, metavar="A,B,C",
+                        help="with --data: hold out these classes (default: a seeded 20%% of them, or 20%% of each "
+                             "class's images with fewer than 4 classes)")
+    parser.add_argument("--split-by", default="auto", choices=SPLIT_BY,
+                        help="with --data: hold out classes or images (auto: classes from 4 classes on)")
     parser.add_argument("--fold", type=int, default=0, choices=(0, 1, 2, 3), help="fold of pascal/coco (ignored for fss)")
     parser.add_argument("--datapath", type=local_path, default=os.environ.get(DATAPATH_ENV, DEFAULT_DATAPATH),
                         help=f"the authors' Datasets_HSN folder (default: ${DATAPATH_ENV} or {DEFAULT_DATAPATH})")
@@ -51,6 +78,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--seed", type=seed, default=0, help="seed of the episode list (authors: 0)")
     parser.add_argument("--limit", type=positive_int, default=None, metavar="N",
                         help="only the first N episodes of the list (smoke tests; not the protocol)")
+    parser.add_argument("--all", action="store_true",
+                        help="with --data: evaluate on all of it, not only the part the weights' run held out")
     parser.add_argument("--output", type=output_file, default=None,
                         help="JSON results file (default: hsnet-eval-<benchmark>[-fold<F>]-<K>shot.json)")
 
@@ -68,12 +97,21 @@ def run(args: argparse.Namespace) -> int:
     ctx = init_distributed(args.device)
     try:
         if ctx.is_main and args.output is not None:
+            check_replaceable(args.output)
             probe_file(args.output, "--output")  # before the datasets and the episodes, not after them
+        benchmark, datapath = dataset_source(args)
         dataset = main_first(lambda: build_dataset(
-            args.benchmark, args.datapath, args.fold, "test", args.shots, image_size=args.image_size,
-            original_size=args.original_size, seed=args.seed, limit=args.limit, splits_dir=args.splits))
+            benchmark, datapath, args.fold, "all" if args.all else "test", args.shots, image_size=args.image_size,
+            original_size=args.original_size, seed=args.seed, limit=args.limit, splits_dir=args.splits,
+            images=args.images, val_classes=args.val_classes, split_by=args.split_by,
+            split_file=run_split_file(args.weights) if args.data else None))
+        if ctx.is_main:
+            for note in dataset.notes():
+                print(f"hsnet evaluate: {note}", file=sys.stderr, flush=True)
         fold = f"-fold{dataset.fold}" if dataset.folds else ""
         output = args.output or Path(f"hsnet-eval-{dataset.benchmark}{fold}-{dataset.shots}shot.json")
+        if ctx.is_main:
+            check_replaceable(output)
         if ctx.is_main and args.output is None:
             probe_file(output, "--output")
         model = main_first(lambda: from_pretrained(args.weights, args.revision, hub_org=args.hub_org))
@@ -92,3 +130,36 @@ def run(args: argparse.Namespace) -> int:
     finally:
         shutdown()
     return 0
+
+
+def dataset_source(args: argparse.Namespace) -> tuple[str, str]:
+    """(registry name, path) of the dataset the flags name: a benchmark, or one's own data's layout."""
+    from ..data import own_layout
+
+    if args.data is None:
+        if args.images or args.val_classes or args.split_by != "auto" or getattr(args, "all", False):
+            raise InputError("--images, --val-classes, --split-by and --all are for one's own data; give --data PATH")
+        return args.benchmark, args.datapath
+    return own_layout(args.data), args.data
+
+
+def run_split_file(weights: str) -> Path | None:
+    """The ``split.json`` hsnet train wrote beside weights it saved (in ``best/`` or the run folder), if any."""
+    path = Path(weights)
+    if not path.exists():
+        return None
+    folder = path if path.is_dir() else path.parent
+    return next((f / SPLIT_FILE for f in (folder, folder.parent) if (f / SPLIT_FILE).is_file()), None)
+
+
+def check_replaceable(path: Path) -> None:
+    """Refuse to overwrite a file unless it is a results file hsnet evaluate wrote (a rerun replaces its own)."""
+    if not path.is_file():
+        return
+    try:
+        ours = RESULT_KEYS <= set(json.loads(path.read_bytes()))
+    except (OSError, ValueError, TypeError):
+        ours = False
+    if not ours:
+        raise InputError(f"--output {path} exists and is not a results file of hsnet evaluate; choose another "
+                         "--output or delete it")

@@ -24,7 +24,7 @@ from ..model import DEFAULT_IMAGE_SIDE
 from .transforms import image_to_tensor, resize_mask
 
 SPLITS = ("trn", "val", "test")
-SPLIT_ALIASES = {"train": "trn", "trn": "trn", "val": "val", "test": "test"}
+SPLIT_ALIASES = {"train": "trn", "trn": "trn", "val": "val", "test": "test", "all": "all"}
 
 
 @dataclass(frozen=True)
@@ -49,12 +49,14 @@ class EpisodeDataset(Dataset, ABC):
     title: ClassVar[str]
     nclass: ClassVar[int]  # size of the per-class IoU table (the authors' AverageMeter)
     folds: ClassVar[int] = 4
+    splits: ClassVar[tuple[str, ...]] = SPLITS
 
     def __init__(self, datapath: str | os.PathLike, fold: int = 0, split: str = "test", shots: int = 1, *,
                  image_size: int = DEFAULT_IMAGE_SIDE, original_size: bool = False, seed: int = 0, limit: int | None = None,
                  splits_dir: str | os.PathLike | None = None):
-        if split not in SPLIT_ALIASES:
-            raise InputError(f"unknown split {split!r}; use one of {', '.join(SPLIT_ALIASES)}")
+        if SPLIT_ALIASES.get(split, split) not in self.splits:
+            raise InputError(f"unknown split {split!r} for {self.title}; use one of "
+                             f"{', '.join(a for a, s in SPLIT_ALIASES.items() if s in self.splits)}")
         if self.folds and not 0 <= fold < self.folds:
             raise InputError(f"{self.title} has folds 0..{self.folds - 1}, not {fold}; pass --fold 0..{self.folds - 1}")
         if shots < 1:
@@ -66,7 +68,7 @@ class EpisodeDataset(Dataset, ABC):
             raise InputError(f"limit must be a positive number of episodes, not {limit}")
         self.root = Path(datapath).expanduser()
         self.fold = fold if self.folds else 0
-        self.split = SPLIT_ALIASES[split]
+        self.split = SPLIT_ALIASES.get(split, split)
         self.shots = shots
         self.image_size = image_size
         self.original_size = original_size
@@ -223,6 +225,14 @@ class EpisodeDataset(Dataset, ABC):
         else:
             test = [self.fold * per_fold + i for i in range(per_fold)]
         return test if self.split != "trn" else [c for c in range(self.nclass) if c not in test]
+
+    def notes(self) -> list[str]:
+        """One line for each file or class this dataset left out (a user's data; the benchmarks leave out none)."""
+        return []
+
+    def partition(self) -> dict[str, Any] | None:
+        """The training / held-out split to record in a run folder, when it is not fixed by the benchmark."""
+        return None
 
     def summary(self) -> str:
         """One line naming what this dataset serves."""

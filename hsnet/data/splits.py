@@ -143,7 +143,8 @@ def read_split_bytes(relpath: str, splits_dir: str | os.PathLike | None = None) 
 
 
 def read_split_lines(relpath: str, splits_dir: str | os.PathLike | None = None) -> list[str]:
-    """A text split list as the authors read it: split on newlines, the piece after the last newline dropped."""
+    """A text split list as the authors read it: opened in text mode (so CRLF and CR end lines as LF does, as in
+    their ``fss/test.txt``), split on newlines, the piece after the last newline dropped."""
     data = read_split_bytes(relpath, splits_dir)
     try:
         text = data.decode("utf-8")
@@ -151,7 +152,7 @@ def read_split_lines(relpath: str, splits_dir: str | os.PathLike | None = None) 
         line = data[: exc.start].count(b"\n") + 1
         raise DatasetError(f"split list {relpath} is not UTF-8 text (line {line}, byte {exc.start}); "
                            "use the authors' file") from exc
-    return text.split("\n")[:-1]
+    return text.replace("\r\n", "\n").replace("\r", "\n").split("\n")[:-1]
 
 
 class _PlainDataUnpickler(pickle.Unpickler):

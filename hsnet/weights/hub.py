@@ -28,6 +28,7 @@ from huggingface_hub.errors import HTTPError as TransportError  # the base error
 
 from ..checkpoint import present
 from ..errors import CheckpointError, HubError, WeightsNotFoundError, describe, one_line
+from ..version import __version__
 from ..model_card import render_model_card, retarget
 from .folder import CARD_NAME, CONFIG_NAME, WEIGHTS_NAME, load_folder, read_config
 
@@ -111,8 +112,6 @@ def _verify_download(pointer: str, repo_id: str) -> None:
 
 def _hub_file(repo_id: str, filename: str, revision: str | None, force_download: bool, advice: str) -> str:
     """Path of ``filename`` of ``repo_id`` in the huggingface_hub cache, downloaded only if not cached yet."""
-    from .. import __version__
-
     args = dict(repo_id=repo_id, filename=filename, revision=revision, endpoint=endpoint(),
                 library_name="hsnet", library_version=__version__)
     at = f"{repo_id}" + (f" at revision {revision}" if revision else "")
