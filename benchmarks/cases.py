@@ -116,8 +116,9 @@ def build_cases(setting: Setting, names: list[str], authors_code: Path | None,
     mask_arrays = [m.cpu().numpy().astype(bool) for m in masks[0]]
     for name, replayed in (("predictor", setting.cuda_graphs), ("predictor-graphs", True)):
         if name in names:
-            predict = predictor_call(hsnet.Predictor(model, device=device, precision=setting.precision,
-                                                     image_size=setting.side, cuda_graphs=replayed), images, mask_arrays)
+            predictor = hsnet.Predictor(model, device=device, precision=setting.precision, image_size=setting.side,
+                                        cuda_graphs=replayed)
+            predict = predictor_call(predictor, images, mask_arrays)
             if name == "predictor-graphs":
                 facts["predictor_graphs_first_call_s"] = stopwatch(sync, {"first": predict})["first"]
             cases[name] = predict

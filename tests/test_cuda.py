@@ -4,7 +4,8 @@ benchmarks/gpu.sh.
 What is checked against what: fp32 on the GPU against the authors' outputs (tests/reference/*.npz) within what
 float32 without TF32 keeps; bf16 and fp16 against that fp32 on the same inputs; the fp16 guard on the ResNet-101
 reference weights, whose level-3 and level-4 features overflow float16; whole-episode CUDA graphs against the eager
-episode (``EpisodeGraphs`` alone, and through the Predictor and ``episode_logits`` with ``cuda_graphs=True``); peak GPU memory of the cases issue 21 measured; and ``hsnet predict``/``hsnet label`` with ``--device cuda``
+episode (``EpisodeGraphs`` alone, and through the Predictor and ``episode_logits`` with ``cuda_graphs=True``);
+peak GPU memory of the cases issue 21 measured; and ``hsnet predict``/``hsnet label`` with ``--device cuda``
 against the same commands on the CPU.
 """
 from __future__ import annotations

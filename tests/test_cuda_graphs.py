@@ -164,6 +164,19 @@ def test_fp16_replays_that_overflow_are_computed_again_eagerly(resnet50, stand_i
     torch.testing.assert_close(logits, episode_logits(resnet50, InferenceContext.create("cpu", "bf16"), *episode(1)))
 
 
+
+def test_predictor_fp16_replays_that_overflow_are_computed_again(predictor_resnet50, stand_in, monkeypatch, photo,
+                                                                 blob) -> None:
+    monkeypatch.setattr(StandInGraphs, "run", lambda self, *inputs, shared=(): tuple(
+        x * np.nan for x in self.fn(*inputs, *shared)))
+    predictor = Predictor(predictor_resnet50, device="cpu", image_size=64)
+    predictor.context = graphs_on("fp16")
+    with pytest.warns(RuntimeWarning, match="fp16 overflowed in the replayed episode"):
+        result = predictor.predict(photo(80, 60, 1), photo(80, 60, 2), blob(80, 60))
+    assert result.precision == "fp16->bf16" and np.isfinite(result.shot_probabilities).all()
+    assert all(np.isfinite(m.values).all() for m in result.layer_maps)
+    assert all(torch.isfinite(x).all() for x in result.query_features.features.levels)
+
 def test_the_default_is_one_constant_and_never_turns_graphs_on_off_cuda(monkeypatch: pytest.MonkeyPatch) -> None:
     import hsnet.runtime.context
 

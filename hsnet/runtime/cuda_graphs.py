@@ -9,8 +9,9 @@ kernels; docs/performance.md, "CUDA"). A CUDA graph launches everything one call
 
 - Shapes: a call's batch B is rounded up to the smallest bucket of ``BUCKETS`` that holds it
   (larger batches run in chunks of the largest); a graph is kept per (bucket, every input's
-  shape after the batch and dtype, each shared input's shape and dtype, the autocast state). Rows past B are copies of the last real
-  row, so they stay finite; outputs are sliced to B and cloned (the next replay overwrites them).
+  shape after the batch and dtype, each shared input's shape and dtype, the autocast state).
+  Rows past B are copies of the last real row, so they stay finite; outputs are sliced to B
+  and cloned (the next replay overwrites them).
 - Capture: the first call of a key copies its inputs into static buffers, runs ``fn`` three
   times on a side stream (cuDNN and cuBLAS pick their algorithms), then captures one call into
   a ``torch.cuda.CUDAGraph``. All graphs share one memory pool (safe: each replay's outputs

@@ -18,7 +18,7 @@ are not finite (``hsnet.runtime.guard``).
 from __future__ import annotations
 
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from functools import partial
 
 import torch
@@ -143,9 +143,16 @@ def episode_logits(model: HSNet, context: InferenceContext, query: torch.Tensor,
         eager = partial(_episode_outputs, model, context, size)
         graphs = context.kept(model, ("episode", size), lambda: EpisodeGraphs(eager, context))
         inputs = tuple(x.to(context.device) for x in (query, supports, masks))
-        return _replayed(context, graphs, inputs, (), eager)[0]
+        return _replayed(context, graphs, inputs, (),
+                         lambda: _eager_logits(model, _in_fallback(context), *inputs, size))[0]
+    return _eager_logits(model, context, query, supports, masks, size)
+
+
+def _eager_logits(model: HSNet, context: InferenceContext, query: torch.Tensor, supports: torch.Tensor,
+                  masks: torch.Tensor, output_size: tuple[int, int]) -> torch.Tensor:
+    """``episode_logits`` eagerly, in bounded passes."""
     q, s, _ = encode_episode(model, context, query, supports.flatten(0, 1), masks.flatten(0, 1))
-    return run_episode(model, context, q, s, supports.shape[1], size).logits
+    return run_episode(model, context, q, s, supports.shape[1], output_size).logits
 
 
 def query_episode(model: HSNet, context: InferenceContext, pixels: torch.Tensor,
@@ -158,9 +165,16 @@ def query_episode(model: HSNet, context: InferenceContext, pixels: torch.Tensor,
     if not one_pass(bucket, pixel_count, bucket, shots, pair_bytes(support.levels, support.levels),
                     context.pass_bytes):
         return None
-    eager = partial(_query_outputs, model, context)
-    graphs = context.kept(model, "query episode", lambda: EpisodeGraphs(eager, context))
+    graphs = context.kept(model, "query episode", lambda: EpisodeGraphs(partial(_query_outputs, model, context),
+                                                                         context))
     levels = tuple(x.to(context.device) for x in support.levels)
+
+    def eager() -> tuple[torch.Tensor, ...]:
+        fallback = _in_fallback(context)
+        features, _ = encode(model, fallback, model.preprocess(pixels))
+        episode = run_episode(model, fallback, features, support, shots, tuple(pixels.shape[-2:]), layer_maps=True)
+        return (episode.logits, *episode.layer_maps, *features.levels)
+
     outputs, precision = _replayed(context, graphs, (pixels.to(context.device),), levels, eager)
     n = len(levels)
     return Episode(outputs[0], list(outputs[1:1 + n]), precision), FeaturePyramid(list(outputs[1 + n:]))
@@ -201,13 +215,18 @@ def _replayable(model: HSNet, context: InferenceContext, query: torch.Tensor, su
                     context.pass_bytes)
 
 
+def _in_fallback(context: InferenceContext) -> InferenceContext:
+    """``context`` in its fallback precision, eager: where a replayed fp16 episode that was not finite is redone."""
+    return replace(context, precision=context.fallback, cuda_graphs=False)
+
+
 def _replayed(context: InferenceContext, graphs: EpisodeGraphs, inputs: tuple[torch.Tensor, ...],
-              shared: tuple[torch.Tensor, ...], eager: Callable[..., Outputs]) -> tuple[Outputs, str]:
+              shared: tuple[torch.Tensor, ...], eager: Callable[[], Outputs]) -> tuple[Outputs, str]:
     """``graphs.run(*inputs, shared=shared)`` under ``context``, and its precision: under fp16 its outputs are checked
-    and, if not all finite, ``eager`` computes them again in the fallback."""
+    and, if not all finite, ``eager()`` computes them again in the fallback (bounded passes)."""
     def outputs(result: Outputs) -> tuple[torch.Tensor, ...]:
         return (result,) if isinstance(result, torch.Tensor) else result
 
     with context.inference():
         return guarded(context, lambda: graphs.run(*inputs, shared=shared), outputs, "replayed episode",
-                       again=lambda: eager(*inputs, *shared))
+                       again=eager)
