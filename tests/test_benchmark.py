@@ -18,7 +18,7 @@ import pytest
 
 ROOT = Path(__file__).resolve().parent.parent
 AUTHORS_CLONE = ROOT.parent / "shared" / "authors-hsnet"
-CASES = ("authors", "hsnet", "cached", "predictor")
+CASES = ("authors", "hsnet", "predict_mask", "cached", "predictor")  # every CPU episode case
 
 # A stand-in clone laid out like the authors' repository: namespace packages ``model`` and ``common``,
 # an absolute import across them, a relative one inside, and ``resnet50(pretrained=True)`` (which
