@@ -90,3 +90,19 @@ def isolated_cache(tmp_path_factory: pytest.TempPathFactory, monkeypatch: pytest
     monkeypatch.delenv("HSNET_SPLITS_DIR", raising=False)
     monkeypatch.setenv("HSNET_SPLITS_URL", "http://127.0.0.1:9/")
     return cache
+
+
+@pytest.fixture
+def onednn_operands(monkeypatch: pytest.MonkeyPatch) -> list[bool]:
+    """Records, for each call of the oneDNN product, whether every operand it got was contiguous (issue 23)."""
+    from hsnet.runtime.cpu import linear as linear_module
+
+    handed: list[bool] = []
+    original = linear_module.onednn_linear
+
+    def watching(rows, weight, bias, *args):
+        handed.append(all(t is None or t.is_contiguous() for t in (rows, weight, bias)))
+        return original(rows, weight, bias, *args)
+
+    monkeypatch.setattr(linear_module, "onednn_linear", watching)
+    return handed
