@@ -61,12 +61,12 @@ def run_passes(model: HSNet, ops: Ops, query: FeaturePyramid, support: FeaturePy
     for queries, shot_range, q, s in bounded_passes(query, support, shots, budget):
         n = shot_range.stop - shot_range.start
 
-        def one_pass() -> PassResult:
+        def compute_pass() -> PassResult:
             corr = model.hypercorrelation(q, s, n, ops)
             best = [c.amax(dim=(-2, -1)).float().unflatten(0, (-1, n)).sum(dim=1) for c in corr] if layer_maps else []
             return model.decode(corr, n, output_size, ops).float(), best
 
-        (part, best), pass_precision = guard(one_pass) if guard is not None else (one_pass(), precision)
+        (part, best), pass_precision = guard(compute_pass) if guard is not None else (compute_pass(), precision)
         used.append(pass_precision)
         if logits is None:
             logits = part.new_empty(batch, shots, *part.shape[2:])
