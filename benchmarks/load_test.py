@@ -158,11 +158,24 @@ def size_argument(text: str) -> tuple[int, int]:
     return width, height
 
 
+def machine_line() -> str:
+    """The machine a served run is measured on, as its reports name it (load average at the start)."""
+    return (f"{platform.machine()}, {os.cpu_count()} CPU cores, {platform.python_version()}, load average "
+            f"{os.getloadavg()[0]:.1f} at the start")
+
+
+def write_report(out: Path, record: dict, markdown: str) -> None:
+    """``out``.json (the record) and ``out``.md (the table), and the table on stdout."""
+    out.parent.mkdir(parents=True, exist_ok=True)
+    out.with_suffix(".json").write_text(json.dumps(record, indent=2) + "\n")
+    out.with_suffix(".md").write_text(markdown)
+    print(markdown)
+
+
 def latency(args: argparse.Namespace) -> int:
     """The ``latency`` command: serve the app with a seeded checkpoint and time one visitor's requests."""
     workdir = Path(tempfile.mkdtemp(prefix="hsnet-latency-"))
-    machine = f"{platform.machine()}, {os.cpu_count()} CPU cores, {platform.python_version()}, load average " \
-              f"{os.getloadavg()[0]:.1f} at the start"
+    machine = machine_line()
     command = f"python benchmarks/load_test.py latency --shots {' '.join(map(str, args.shots))} " \
               f"--repeats {args.repeats} --image-size {args.image_size}"
     try:
@@ -171,11 +184,8 @@ def latency(args: argparse.Namespace) -> int:
             results = run_latency(server, str(weights), workdir, args.shots, args.repeats, args.image_size)
     finally:
         shutil.rmtree(workdir, ignore_errors=True)
-    args.out.parent.mkdir(parents=True, exist_ok=True)
-    args.out.with_suffix(".json").write_text(json.dumps({"command": command, "machine": machine, "image_size":
-                                                         args.image_size, "results": results}, indent=2) + "\n")
-    args.out.with_suffix(".md").write_text(latency_markdown(results, command, machine))
-    print(latency_markdown(results, command, machine))
+    write_report(args.out, {"command": command, "machine": machine, "image_size": args.image_size, "results": results},
+                 latency_markdown(results, command, machine))
     return 0
 
 
@@ -195,8 +205,7 @@ def fairness_markdown(result: dict, command: str, machine: str) -> str:
 def fairness(args: argparse.Namespace) -> int:
     """The ``fairness`` command: Segment timed alone, then while a Label many of ``--photos`` runs."""
     workdir = Path(tempfile.mkdtemp(prefix="hsnet-fairness-"))
-    machine = f"{platform.machine()}, {os.cpu_count()} CPU cores, {platform.python_version()}, load average " \
-              f"{os.getloadavg()[0]:.1f} at the start"
+    machine = machine_line()
     command = f"python benchmarks/load_test.py fairness --photos {args.photos} --segments {args.segments} " \
               f"--image-size {args.image_size}"
     try:
@@ -206,11 +215,8 @@ def fairness(args: argparse.Namespace) -> int:
             result = run_fairness(server, inputs, str(weights), workdir, args.photos, args.segments)
     finally:
         shutil.rmtree(workdir, ignore_errors=True)
-    args.out.parent.mkdir(parents=True, exist_ok=True)
-    args.out.with_suffix(".json").write_text(json.dumps({"command": command, "machine": machine, "image_size":
-                                                         args.image_size, **result}, indent=2) + "\n")
-    args.out.with_suffix(".md").write_text(fairness_markdown(result, command, machine))
-    print(fairness_markdown(result, command, machine))
+    write_report(args.out, {"command": command, "machine": machine, "image_size": args.image_size, **result},
+                 fairness_markdown(result, command, machine))
     return 0
 
 
@@ -267,10 +273,7 @@ def main(argv: list[str] | None = None) -> int:
                   file=sys.stderr)
     finally:
         shutil.rmtree(workdir, ignore_errors=True)
-    args.out.parent.mkdir(parents=True, exist_ok=True)
-    args.out.with_suffix(".json").write_text(json.dumps({**asdict(report), "passed": report.passed}, indent=2) + "\n")
-    args.out.with_suffix(".md").write_text(markdown(report))
-    print(markdown(report))
+    write_report(args.out, {**asdict(report), "passed": report.passed}, markdown(report))
     return 0 if report.passed else 1
 
 
