@@ -292,10 +292,13 @@ def test_label_many_fills_its_gallery_from_the_main_views_supports(explored, tmp
     page.screenshot(path=str(ARTIFACTS / f"app-{page.name}-label.png"))
 
 
-def test_the_keyboard_moves_on_from_the_checkpoint_menu(explored) -> None:
+def test_tabbing_past_the_checkpoint_menu_closes_its_list_and_moves_on(explored) -> None:
     page = explored
     page.locator("#weights-menu input").focus()
     page.keyboard.press("Tab")
+    page.wait_for_function("() => !document.querySelector('#weights-menu ul.options') || "
+                           "!document.querySelector('#weights-menu ul.options').getClientRects().length",
+                           timeout=10_000)
     page.wait_for_function("() => document.activeElement && document.activeElement !== document.body && "
                            "!document.querySelector('#weights-menu').contains(document.activeElement)",
                            timeout=10_000)
@@ -414,15 +417,6 @@ def test_on_a_phone_layer_maps_come_two_a_row(explored) -> None:
     tops = page.locator("#level-3 .thumbnail-item").evaluate_all(
         "items => items.map(i => Math.round(i.getBoundingClientRect().top))")
     assert len(set(tops)) <= (len(tops) + 1) // 2, f"layer maps one per row: {tops}"
-
-
-def test_the_checkpoint_list_closes_when_tabbing_on(explored) -> None:
-    page = explored
-    page.locator("#weights-menu input").focus()
-    page.keyboard.press("Tab")
-    page.wait_for_function("() => !document.querySelector('#weights-menu ul.options') || "
-                           "!document.querySelector('#weights-menu ul.options').getClientRects().length",
-                           timeout=10_000)
 
 
 def test_uploaded_photos_pass_the_upload_check_and_segment(browser, app_server, tmp_path: Path) -> None:
