@@ -7,6 +7,7 @@ from torchvision import models
 
 import hsnet
 from hsnet.model import BACKBONES, DEFAULT_IMAGE_SIDE, detect_backbone
+from hsnet.model.correlation import stack_level
 
 
 def shapes_of(module: torch.nn.Module, prefix: str = "") -> dict[str, tuple[int, ...]]:
@@ -84,3 +85,19 @@ def test_without_support_masking_the_mask_does_not_matter(seeded) -> None:
         torch.testing.assert_close(unmasked(query, support, part), unmasked(query, support, full))
         torch.testing.assert_close(unmasked(query, support, part), masked(query, support, full))
         assert not torch.allclose(masked(query, support, part), masked(query, support, full))
+
+
+@pytest.mark.parametrize("layout", [torch.contiguous_format, torch.channels_last])
+def test_a_level_is_its_taps_masked_stacked_and_normalized(layout) -> None:
+    """``stack_level`` writes each tap into the level in place; the formula: resize the mask, multiply, stack,
+    divide by the channel norm plus 1e-5 (the authors' order)."""
+    torch.manual_seed(3)
+    taps = [torch.randn(2, 8, 5, 6).contiguous(memory_format=layout) for _ in range(3)]
+    mask = (torch.rand(2, 1, 20, 24) > 0.5).float()
+    resized = torch.nn.functional.interpolate(mask, (5, 6), mode="bilinear", align_corners=True)
+    for given, expected_taps in ((None, taps), (mask, [t * resized for t in taps])):
+        stacked = torch.stack(expected_taps, dim=1)
+        expected = stacked / (stacked.norm(dim=2, keepdim=True) + 1e-5)
+        level = stack_level(taps, given)
+        torch.testing.assert_close(level, expected, rtol=0, atol=1e-6)
+        assert level.stride() == expected.stride()  # laid out as torch.stack lays out these taps

@@ -2,14 +2,31 @@
 from __future__ import annotations
 
 import torch
+import torch.nn.functional as F
 
 EPS = 1e-5
 
 
-def stack_level(features: list[torch.Tensor]) -> torch.Tensor:
-    """Stack same-shaped features (B, C, H, W) of one level and L2-normalize channels: (B, L, C, H, W)."""
-    x = torch.stack(features, dim=1)
-    return x / (x.norm(dim=2, keepdim=True) + EPS)
+def stack_level(features: list[torch.Tensor], mask: torch.Tensor | None = None) -> torch.Tensor:
+    """Same-shaped features (B, C, H, W) of one level, each times ``mask`` (B, 1, h, w) resized to (H, W) when given,
+    then L2-normalized over channels, stacked: (B, L, C, H, W). Each is written straight into the result (no stacked
+    copy); channels-last features give a result laid out (B, H, W, L, C) in memory."""
+    n, c, h, w = features[0].shape
+    if mask is not None:
+        mask = F.interpolate(mask.to(features[0].dtype), (h, w), mode="bilinear", align_corners=True)
+    out = None
+    for i, feature in enumerate(features):
+        if mask is not None:
+            feature = feature * mask
+        norm = feature.norm(dim=1, keepdim=True) + EPS
+        if out is None:  # the quotient's dtype (autocast may compute the norm in float32)
+            dtype = torch.promote_types(feature.dtype, norm.dtype)
+            if feature.is_contiguous(memory_format=torch.channels_last):
+                out = feature.new_empty(n, h, w, len(features), c, dtype=dtype).permute(0, 3, 4, 1, 2)
+            else:
+                out = feature.new_empty(n, len(features), c, h, w, dtype=dtype)
+        torch.div(feature, norm, out=out[:, i])
+    return out
 
 
 def correlate(query: torch.Tensor, support: torch.Tensor) -> torch.Tensor:

@@ -32,7 +32,7 @@ class FeaturePyramid:
         """The items of several pyramids in one (one pyramid is returned as it is)."""
         if len(pyramids) == 1:
             return pyramids[0]
-        return FeaturePyramid([torch.cat(levels) for levels in zip(*(p.levels for p in pyramids))])
+        return FeaturePyramid([_cat_items(list(levels)) for levels in zip(*(p.levels for p in pyramids))])
 
     def select(self, index: slice | torch.Tensor) -> "FeaturePyramid":
         """Items ``index`` of every level."""
@@ -42,6 +42,15 @@ class FeaturePyramid:
     def nbytes(self) -> int:
         """Bytes the features take."""
         return sum(x.numel() * x.element_size() for x in self.levels)
+
+
+def _cat_items(parts: list[torch.Tensor]) -> torch.Tensor:
+    """``torch.cat(parts)`` laid out in memory as the parts are (levels are (N, H, W, L, C) in memory): a plain
+    copy, where ``torch.cat`` takes a strided path about 3x slower on the CPU."""
+    first = parts[0]
+    order = (0, *sorted(range(1, first.dim()), key=lambda d: -first.stride(d)))
+    inverse = tuple(sorted(range(first.dim()), key=order.__getitem__))
+    return torch.cat([part.permute(order) for part in parts]).permute(inverse)
 
 
 class HSNet(nn.Module):
@@ -80,22 +89,28 @@ class HSNet(nn.Module):
         """(N, 3, H, W) uint8 RGB -> the normalized float input the backbone was trained on."""
         return (images.to(self.pixel_mean.device, torch.float32) / 255 - self.pixel_mean) / self.pixel_std
 
-    def _levels(self, features: list[torch.Tensor]) -> list[torch.Tensor]:
+    def _levels(self, taps: list[torch.Tensor], masks: torch.Tensor | None = None) -> list[torch.Tensor]:
+        """The three normalized levels, deepest first, of the backbone's taps, each multiplied first by its (N, H, W)
+        mask resized to it when masks are given (and ``mask_support`` is on). ``taps`` is consumed: a level's taps
+        are let go once it is stacked, the largest level first, so the peak holds one stacked level beside them."""
         n4, n3, n2 = self.spec.level_sizes
         total = n4 + n3 + n2
-        groups = (features[total - n4:], features[total - n4 - n3: total - n4], features[:n2])
-        return [stack_level(list(g)) for g in groups]
+        mask = masks.unsqueeze(1) if masks is not None and self.mask_support else None
+        levels = []
+        for start, stop in ((0, n2), (n2, total - n4), (total - n4, total)):
+            group = taps[start:stop]
+            taps[start:stop] = [None] * (stop - start)
+            levels.append(stack_level(group, mask))
+            del group
+        return levels[::-1]
+
+    def image_bytes(self, height: int, width: int) -> int:
+        """Live bytes one height x width image takes at the peak of a features pass (fp32)."""
+        return self.spec.peak_bytes_per_pixel * height * width
 
     def backbone_features(self, images: torch.Tensor, ops: Ops = FORMULAS) -> list[torch.Tensor]:
         """The backbone's tapped features; it runs channels-last (NHWC), faster on the CPU."""
         return self.spec.extract(self.backbone, images.contiguous(memory_format=torch.channels_last), ops.conv_bn)
-
-    def _masked(self, features: list[torch.Tensor], masks: torch.Tensor) -> list[torch.Tensor]:
-        """Each (N, C, h, w) feature times its (N, H, W) mask resized to (h, w) (unless ``mask_support`` is off)."""
-        if not self.mask_support:
-            return features
-        mask = masks.unsqueeze(1).to(features[0].dtype)
-        return [f * F.interpolate(mask, f.shape[-2:], mode="bilinear", align_corners=True) for f in features]
 
     def query_features(self, images: torch.Tensor, ops: Ops = FORMULAS) -> FeaturePyramid:
         """Normalized query features of (B, 3, H, W) images."""
@@ -103,18 +118,19 @@ class HSNet(nn.Module):
 
     def support_features(self, images: torch.Tensor, masks: torch.Tensor, ops: Ops = FORMULAS) -> FeaturePyramid:
         """Normalized features of (N, 3, H, W) support images, each masked by its (N, H, W) mask."""
-        return FeaturePyramid(self._levels(self._masked(self.backbone_features(images, ops), masks)))
+        return FeaturePyramid(self._levels(self.backbone_features(images, ops), masks))
 
     def episode_features(self, query: torch.Tensor, supports: torch.Tensor, masks: torch.Tensor,
                          ops: Ops = FORMULAS) -> tuple[FeaturePyramid, FeaturePyramid]:
-        """Query (B, 3, H, W) and masked support (N, 3, H, W) pyramids, the images in one backbone
-        batch when they share a size (less backbone time than two batches)."""
+        """Query (B, 3, H, W) and masked support (N, 3, H, W) pyramids, the images in one backbone batch when they
+        share a size (less backbone time than two batches): the queries' mask is all ones, which leaves them as
+        they are, and both pyramids are views of one."""
         if query.shape[-2:] != supports.shape[-2:]:
             return self.query_features(query, ops), self.support_features(supports, masks, ops)
-        feats = self.backbone_features(torch.cat([query, supports]), ops)
         b = query.shape[0]
-        support = self._masked([f[b:] for f in feats], masks)
-        return FeaturePyramid(self._levels([f[:b] for f in feats])), FeaturePyramid(self._levels(support))
+        every_mask = torch.cat([masks.new_ones(b, *masks.shape[1:]), masks])
+        both = self.support_features(torch.cat([query, supports]), every_mask, ops)
+        return both.select(slice(0, b)), both.select(slice(b, None))
 
     def hypercorrelation(self, query: FeaturePyramid, support: FeaturePyramid, shots: int = 1,
                          ops: Ops = FORMULAS) -> list[torch.Tensor]:

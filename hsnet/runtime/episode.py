@@ -107,7 +107,7 @@ def encode(model: HSNet, context: InferenceContext, images: torch.Tensor,
     ops = pick_ops(model, device)
     parts, used = [], []
     with context.inference():
-        for part in backbone_passes(len(images), images.shape[-2] * images.shape[-1], context.pass_bytes):
+        for part in backbone_passes(len(images), model.image_bytes(*images.shape[-2:]), context.pass_bytes):
             features, precision = _features(model, context, ops, images[part].to(device),
                                             None if masks is None else masks[part].to(device))
             parts.append(features)
@@ -120,8 +120,8 @@ def encode_episode(model: HSNet, context: InferenceContext, query: torch.Tensor,
     """Query (B, 3, H, W) and masked support (N, 3, H, W) features: in one backbone batch when they share a size
     and fit one pass (less backbone time than two batches), else each in bounded passes."""
     device = context.device
-    pixels = query.shape[-2] * query.shape[-1]
-    if query.shape[-2:] == supports.shape[-2:] and len(backbone_passes(len(query) + len(supports), pixels,
+    image_bytes = model.image_bytes(*query.shape[-2:])
+    if query.shape[-2:] == supports.shape[-2:] and len(backbone_passes(len(query) + len(supports), image_bytes,
                                                                        context.pass_bytes)) == 1:
         ops = pick_ops(model, device)
         with context.inference():
@@ -160,10 +160,10 @@ def query_episode(model: HSNet, context: InferenceContext, pixels: torch.Tensor,
     """The episode (with layer maps) and features of (B, 3, S, S) uint8 query pixels against K shared encoded
     supports, replayed from a whole-episode CUDA graph (the Predictor with ``context.cuda_graphs``); None where the
     batch bucket would need more than one pass (the caller runs it eagerly)."""
-    pixel_count, shots = pixels.shape[-2] * pixels.shape[-1], support.levels[0].shape[0]
+    shots = support.levels[0].shape[0]
     bucket = bucket_of(len(pixels))
-    if not one_pass(bucket, pixel_count, bucket, shots, pair_bytes(support.levels, support.levels),
-                    context.pass_bytes):
+    if not one_pass(bucket, model.image_bytes(*pixels.shape[-2:]), bucket, shots,
+                    pair_bytes(support.levels, support.levels), context.pass_bytes):
         return None
     graphs = context.kept(model, "query episode", lambda: EpisodeGraphs(partial(_query_outputs, model, context),
                                                                          context))
@@ -211,7 +211,7 @@ def _replayable(model: HSNet, context: InferenceContext, query: torch.Tensor, su
         return pair_bytes(features.levels, features.levels)
 
     pair_size = context.kept(model, ("pair bytes", tuple(query.shape[1:])), pair)
-    return one_pass(bucket * (1 + shots), query.shape[-2] * query.shape[-1], bucket, shots, pair_size,
+    return one_pass(bucket * (1 + shots), model.image_bytes(*query.shape[-2:]), bucket, shots, pair_size,
                     context.pass_bytes)
 
 

@@ -15,7 +15,6 @@ from ..model import FeaturePyramid
 
 CPU_PASS_BYTES = 512 * 2**20  # correlation bytes per pass on the CPU: 4 pairs at 400x400
 GPU_PASS_BYTES = 2 * 2**30  # on a GPU: 20 pairs at 400x400, 2 at 640x640
-BACKBONE_BYTES_PER_PIXEL = 800  # peak backbone memory per input pixel (activations and kept taps, fp32)
 
 
 def pair_bytes(query: list[torch.Tensor], support: list[torch.Tensor]) -> int:
@@ -35,17 +34,18 @@ def pair_passes(batch: int, shots: int, per_pass: int) -> list[tuple[slice, slic
             for i in range(batch) for j in range(0, shots, per_pass)]
 
 
-def backbone_passes(images: int, pixels: int, budget: int) -> list[slice]:
-    """Slices of ``images`` images of ``pixels`` pixels each that go through the backbone within ``budget`` bytes."""
-    step = max(1, budget // (BACKBONE_BYTES_PER_PIXEL * pixels))
+def backbone_passes(images: int, image_bytes: int, budget: int) -> list[slice]:
+    """Slices of ``images`` images, each taking ``image_bytes`` at a features pass's peak (``HSNet.image_bytes``),
+    that go through the backbone within ``budget`` bytes."""
+    step = max(1, budget // image_bytes)
     return [slice(i, min(i + step, images)) for i in range(0, images, step)]
 
 
-def one_pass(images: int, pixels: int, batch: int, shots: int, pair: int, budget: int) -> bool:
-    """Whether ``images`` images of ``pixels`` pixels go through the backbone, and ``batch`` x ``shots`` pairs of
+def one_pass(images: int, image_bytes: int, batch: int, shots: int, pair: int, budget: int) -> bool:
+    """Whether ``images`` images of ``image_bytes`` go through the backbone, and ``batch`` x ``shots`` pairs of
     ``pair`` correlation bytes through correlation and learner, each in one pass within ``budget`` bytes."""
-    return len(backbone_passes(images, pixels, budget)) == 1 and len(pair_passes(batch, shots,
-                                                                                max(1, budget // pair))) == 1
+    return len(backbone_passes(images, image_bytes, budget)) == 1 and len(pair_passes(batch, shots,
+                                                                                     max(1, budget // pair))) == 1
 
 
 def bounded_passes(query: FeaturePyramid, support: FeaturePyramid, shots: int,
