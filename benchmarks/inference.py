@@ -30,7 +30,7 @@ import subprocess
 import sys
 from dataclasses import asdict
 from pathlib import Path
-from typing import Any, Callable
+from typing import Any
 
 import torch
 
@@ -43,22 +43,12 @@ PRECISION_CHOICES = tuple(p for p in ("fp32", "tf32", "bf16", "fp16") if p in PR
 RESULTS = ROOT / "benchmarks" / "results"
 
 
-def peak_gpu_bytes(call: Callable[[], object]) -> int:
-    """GPU memory one call allocates at its peak beyond what was allocated before it."""
-    torch.cuda.synchronize()
-    before = torch.cuda.memory_allocated()
-    torch.cuda.reset_peak_memory_stats()
-    call()
-    torch.cuda.synchronize()
-    return torch.cuda.max_memory_allocated() - before
-
-
 def run_setting(setting: Setting, names: list[str], authors_code: Path | None, rounds: int,
                 warmup: int, options: dict[str, Any] | None = None) -> dict[str, dict[str, Any]]:
     """Measure one setting in this process: per case, its timing summary, where its time goes (stages, median of
     three), its peak GPU memory, and the setting's facts."""
     from cases import build_cases
-    from measure import alternate
+    from measure import alternate, peak_gpu_bytes
 
     if setting.retain_memory and setting.device == "cpu":
         from hsnet.runtime import retain_freed_memory

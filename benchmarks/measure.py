@@ -64,6 +64,16 @@ def alternate(cases: dict[str, Callable[[], object]], rounds: int, warmup: int =
     return samples, round(others, 3)
 
 
+def peak_gpu_bytes(call: Callable[[], object]) -> int:
+    """GPU memory one call allocates at its peak beyond what was allocated before it."""
+    torch.cuda.synchronize()
+    before = torch.cuda.memory_allocated()
+    torch.cuda.reset_peak_memory_stats()
+    call()
+    torch.cuda.synchronize()
+    return torch.cuda.max_memory_allocated() - before
+
+
 def peak_rss_bytes() -> int:
     """This process's peak resident memory so far (Linux reports KiB, macOS bytes)."""
     peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss

@@ -24,6 +24,7 @@ from hsnet.hub import save_pretrained
 from hsnet.model import combine_shots
 from hsnet.runtime import InferenceContext, episode_logits
 from hsnet.runtime.cuda_graphs import EpisodeGraphs
+from measure import peak_gpu_bytes
 from test_reference import CASES, REFERENCE, reference_inputs, reference_weights
 
 pytestmark = pytest.mark.cuda
@@ -174,16 +175,6 @@ def test_episode_logits_with_cuda_graphs_equal_eager_and_replay(seeded) -> None:
 
 
 # ---- memory -----------------------------------------------------------------------------------------------------
-
-def peak_gpu_bytes(predict) -> int:
-    """GPU memory a call allocates at its peak beyond what was allocated before it."""
-    torch.cuda.synchronize()
-    before = torch.cuda.memory_allocated()
-    torch.cuda.reset_peak_memory_stats()
-    predict()
-    torch.cuda.synchronize()
-    return torch.cuda.max_memory_allocated() - before
-
 
 @pytest.mark.parametrize("precision,budget_gib", [("fp32", 6.5), ("bf16", 4.5)])
 def test_sixteen_supports_at_640_px_stay_within_the_pass_budget(seeded, photo, blob, precision: str,

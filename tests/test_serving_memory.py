@@ -14,7 +14,7 @@ import pytest
 from hsnet.serving import memory
 from hsnet.serving.guards import launch_kwargs
 
-pytestmark = pytest.mark.skipif(memory._glibc() is None or not Path("/proc/self/status").exists(),
+pytestmark = pytest.mark.skipif(memory.glibc() is None or not Path("/proc/self/status").exists(),
                                 reason="glibc's malloc_trim and /proc are Linux/glibc features")
 
 

@@ -11,16 +11,26 @@ from __future__ import annotations
 
 import ctypes
 import ctypes.util
-import platform
+from functools import cache
 
 M_TRIM_THRESHOLD = -1  # from glibc's malloc.h
 M_MMAP_MAX = -4
 KEEP_FREE_BYTES = 2**31 - 1  # the largest trim threshold mallopt accepts (an int)
 
 
+@cache
+def glibc() -> ctypes.CDLL | None:
+    """glibc, when this process runs on it (it has mallopt and malloc_trim), else None (macOS, musl)."""
+    name = ctypes.util.find_library("c")
+    try:
+        libc = ctypes.CDLL(name) if name else None
+    except OSError:
+        return None
+    return libc if libc is not None and hasattr(libc, "malloc_trim") and hasattr(libc, "mallopt") else None
+
+
 def retain_freed_memory() -> bool:
     """Make glibc reuse freed memory instead of returning it to the OS; False where that is not glibc."""
-    if platform.system() != "Linux" or platform.libc_ver()[0] != "glibc":
-        return False
-    libc = ctypes.CDLL(ctypes.util.find_library("c") or "libc.so.6")
-    return bool(libc.mallopt(M_MMAP_MAX, 0)) and bool(libc.mallopt(M_TRIM_THRESHOLD, KEEP_FREE_BYTES))
+    libc = glibc()
+    return libc is not None and bool(libc.mallopt(M_MMAP_MAX, 0)) and bool(libc.mallopt(M_TRIM_THRESHOLD,
+                                                                                         KEEP_FREE_BYTES))

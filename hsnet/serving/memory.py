@@ -18,13 +18,12 @@ Elsewhere than glibc (macOS, musl) the first two are skipped: those allocators r
 """
 from __future__ import annotations
 
-import ctypes
-import ctypes.util
 import threading
 import time
-from functools import cache
 
 from starlette.types import ASGIApp, Receive, Scope, Send
+
+from ..runtime.allocator import glibc
 
 MALLOC_ARENAS = 2
 MAX_SESSIONS = 128  # an older session's page keeps working; its result must be segmented again to be probed
@@ -32,26 +31,15 @@ TRIM_INTERVAL_S = 1.0
 M_ARENA_MAX = -8  # glibc's mallopt parameter number (malloc.h)
 
 
-@cache
-def _glibc() -> ctypes.CDLL | None:
-    """glibc, when this process runs on it (it has malloc_trim), else None."""
-    name = ctypes.util.find_library("c")
-    try:
-        libc = ctypes.CDLL(name) if name else None
-    except OSError:
-        return None
-    return libc if libc is not None and hasattr(libc, "malloc_trim") and hasattr(libc, "mallopt") else None
-
-
 def limit_arenas(arenas: int = MALLOC_ARENAS) -> bool:
     """Limit glibc to ``arenas`` heaps for the threads that start from now on; False where that does not apply."""
-    libc = _glibc()
+    libc = glibc()
     return bool(libc is not None and libc.mallopt(M_ARENA_MAX, arenas))
 
 
 def trim_heap() -> bool:
     """Return the heap memory freed so far to the system (glibc); True when some was returned."""
-    libc = _glibc()
+    libc = glibc()
     return bool(libc is not None and libc.malloc_trim(0))
 
 
@@ -68,7 +56,7 @@ class HeapTrimmer:
         """A request has finished: trim soon (several pokes within the interval make one trim)."""
         self._poked.set()
         with self._lock:
-            if self._thread is None and _glibc() is not None:
+            if self._thread is None and glibc() is not None:
                 self._thread = threading.Thread(target=self._run, name="hsnet-heap-trim", daemon=True)
                 self._thread.start()
 
