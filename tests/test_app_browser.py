@@ -384,6 +384,14 @@ def test_an_error_stays_under_segment_clears_stale_pictures_and_goes_with_the_ne
     page.locator("#support-editor-1 input[type=file]").first.set_input_files(str(notes))
     expect(page.locator("#support-editor-1 .hs-upload-error")).to_contain_text(
         "Support 1: notes.jpg is not an image", timeout=60_000)  # said at once, by the editor
+    dropped = page.evaluate_handle("""() => {
+        const files = new DataTransfer();
+        files.items.add(new File(['a text file'], 'dropped.png', {type: 'image/png'}));
+        return files;
+    }""")
+    page.locator("#support-editor-1").dispatch_event("drop", {"dataTransfer": dropped})
+    expect(page.locator("#support-editor-1 .hs-upload-error")).to_contain_text(
+        "Support 1: dropped.png is not an image", timeout=60_000)  # dropped on the editor: said the same way
     page.locator("#query-image input[type=file]").set_input_files(str(notes))
     expect(message).to_contain_text("query image", timeout=60_000)
     page.get_by_role("button", name="Segment", exact=True).click()

@@ -95,14 +95,13 @@ HEAD = """
     });
   };
   new MutationObserver(name).observe(document.documentElement, {childList: true, subtree: true});
-  // A support editor reads its picture in the browser and shows nothing for a file that is not one: say so.
-  document.addEventListener('change', async (event) => {
-    const input = event.target;
-    const block = input instanceof HTMLInputElement && input.type === 'file' &&
-      input.closest('[id^=support-editor-]');
-    if (!block) return;
+  // A support editor reads its picture in the browser and shows nothing for a file that is not one, picked or
+  // dropped: say so.
+  const checkSupportFiles = async (target, files) => {
+    const block = target instanceof Element && target.closest('[id^=support-editor-]');
+    if (!block || !files || !files.length) return;
     block.querySelectorAll('.hs-upload-error').forEach((old) => old.remove());
-    for (const file of input.files) {
+    for (const file of files) {
       try { (await createImageBitmap(file)).close(); } catch (error) {
         const note = document.createElement('div');
         note.className = 'hs-error hs-upload-error';
@@ -112,6 +111,13 @@ HEAD = """
         block.prepend(note);
       }
     }
+  };
+  document.addEventListener('change', (event) => {
+    const input = event.target;
+    if (input instanceof HTMLInputElement && input.type === 'file') checkSupportFiles(input, input.files);
+  }, true);
+  document.addEventListener('drop', (event) => {
+    checkSupportFiles(event.target, event.dataTransfer && [...event.dataTransfer.files]);
   }, true);
   // A map's larger view opens in place: bring the whole gallery, close button included, into view.
   document.addEventListener('click', (event) => {
