@@ -350,12 +350,14 @@ def test_loading_weights_shows_progress_then_a_failure_without_server_details(br
         expect(banner).to_contain_text("Loading checkpoint someone/hsnet-not-cached")
         expect(banner.locator("progress")).to_be_attached()
         ARTIFACTS.mkdir(exist_ok=True)
+        banner.scroll_into_view_if_needed()
         page.screenshot(path=str(ARTIFACTS / "app-loading.png"))
         expect(banner.locator(".hs-missing")).to_be_visible(timeout=180_000)
         text = page.locator("body").inner_text()
         for secret in (str(tmp_path), endpoint, "HF_", "HSNET_", "127.0.0.1"):
             assert secret not in text, f"the page shows {secret!r}"
         assert page.evaluate(CONTRAST) == []
+        banner.scroll_into_view_if_needed()
         page.screenshot(path=str(ARTIFACTS / "app-failed.png"))
     context.close()
 
