@@ -101,3 +101,18 @@ def test_a_level_is_its_taps_masked_stacked_and_normalized(layout) -> None:
         level = stack_level(taps, given)
         torch.testing.assert_close(level, expected, rtol=0, atol=1e-6)
         assert level.stride() == expected.stride()  # laid out as torch.stack lays out these taps
+
+
+def test_episode_features_are_query_and_support_features_each_in_its_own_storage(resnet50) -> None:
+    """One backbone batch for both, but a kept pyramid (the Predictor caches supports, a result keeps its query's
+    features) must not hold the other's memory."""
+    torch.manual_seed(4)
+    query, supports = torch.randn(1, 3, 96, 96), torch.randn(2, 3, 96, 96)
+    masks = (torch.rand(2, 96, 96) > 0.5).float()
+    with torch.no_grad():
+        together = resnet50.episode_features(query, supports, masks)
+        apart = resnet50.query_features(query), resnet50.support_features(supports, masks)
+    for both, alone in zip(together, apart):
+        for level, expected in zip(both.levels, alone.levels):
+            torch.testing.assert_close(level, expected, rtol=1e-4, atol=1e-5)
+            assert level.untyped_storage().nbytes() == level.numel() * level.element_size()

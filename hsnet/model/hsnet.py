@@ -89,20 +89,23 @@ class HSNet(nn.Module):
         """(N, 3, H, W) uint8 RGB -> the normalized float input the backbone was trained on."""
         return (images.to(self.pixel_mean.device, torch.float32) / 255 - self.pixel_mean) / self.pixel_std
 
-    def _levels(self, taps: list[torch.Tensor], masks: torch.Tensor | None = None) -> list[torch.Tensor]:
-        """The three normalized levels, deepest first, of the backbone's taps, each multiplied first by its (N, H, W)
-        mask resized to it when masks are given (and ``mask_support`` is on). ``taps`` is consumed: a level's taps
-        are let go once it is stacked, the largest level first, so the peak holds one stacked level beside them."""
+    def _pyramids(self, taps: list[torch.Tensor],
+                  groups: list[tuple[slice, torch.Tensor | None]]) -> list[FeaturePyramid]:
+        """One normalized pyramid per (items, masks) group of the batch the backbone's taps hold, each in storage
+        of its own; a group's (n, H, W) masks, resized to each level, multiply its taps first (when
+        ``mask_support`` is on). ``taps`` is consumed: a level's taps are let go once it is stacked, the largest
+        level first, so the peak holds one level's stacked copy beside the taps."""
         n4, n3, n2 = self.spec.level_sizes
         total = n4 + n3 + n2
-        mask = masks.unsqueeze(1) if masks is not None and self.mask_support else None
-        levels = []
+        built: list[list[torch.Tensor]] = [[] for _ in groups]
         for start, stop in ((0, n2), (n2, total - n4), (total - n4, total)):
-            group = taps[start:stop]
+            level_taps = taps[start:stop]
             taps[start:stop] = [None] * (stop - start)
-            levels.append(stack_level(group, mask))
-            del group
-        return levels[::-1]
+            for (items, masks), levels in zip(groups, built):
+                mask = masks.unsqueeze(1) if masks is not None and self.mask_support else None
+                levels.append(stack_level([t[items] for t in level_taps], mask))
+            del level_taps
+        return [FeaturePyramid(levels[::-1]) for levels in built]
 
     def image_bytes(self, height: int, width: int) -> int:
         """Live bytes one height x width image takes at the peak of a features pass (fp32)."""
@@ -114,23 +117,22 @@ class HSNet(nn.Module):
 
     def query_features(self, images: torch.Tensor, ops: Ops = FORMULAS) -> FeaturePyramid:
         """Normalized query features of (B, 3, H, W) images."""
-        return FeaturePyramid(self._levels(self.backbone_features(images, ops)))
+        return self._pyramids(self.backbone_features(images, ops), [(slice(None), None)])[0]
 
     def support_features(self, images: torch.Tensor, masks: torch.Tensor, ops: Ops = FORMULAS) -> FeaturePyramid:
         """Normalized features of (N, 3, H, W) support images, each masked by its (N, H, W) mask."""
-        return FeaturePyramid(self._levels(self.backbone_features(images, ops), masks))
+        return self._pyramids(self.backbone_features(images, ops), [(slice(None), masks)])[0]
 
     def episode_features(self, query: torch.Tensor, supports: torch.Tensor, masks: torch.Tensor,
                          ops: Ops = FORMULAS) -> tuple[FeaturePyramid, FeaturePyramid]:
-        """Query (B, 3, H, W) and masked support (N, 3, H, W) pyramids, the images in one backbone batch when they
-        share a size (less backbone time than two batches): the queries' mask is all ones, which leaves them as
-        they are, and both pyramids are views of one."""
+        """Query (B, 3, H, W) and masked support (N, 3, H, W) pyramids, the images in one backbone
+        batch when they share a size (less backbone time than two batches)."""
         if query.shape[-2:] != supports.shape[-2:]:
             return self.query_features(query, ops), self.support_features(supports, masks, ops)
         b = query.shape[0]
-        every_mask = torch.cat([masks.new_ones(b, *masks.shape[1:]), masks])
-        both = self.support_features(torch.cat([query, supports]), every_mask, ops)
-        return both.select(slice(0, b)), both.select(slice(b, None))
+        taps = self.backbone_features(torch.cat([query, supports]), ops)
+        query_pyramid, support_pyramid = self._pyramids(taps, [(slice(0, b), None), (slice(b, None), masks)])
+        return query_pyramid, support_pyramid
 
     def hypercorrelation(self, query: FeaturePyramid, support: FeaturePyramid, shots: int = 1,
                          ops: Ops = FORMULAS) -> list[torch.Tensor]:
