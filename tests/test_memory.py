@@ -67,7 +67,8 @@ def test_k_supports_never_correlate_all_at_once(predictor_resnet50, recorded, ph
 
 def test_backbone_batches_are_bounded(predictor_resnet50, recorded, photo, blob) -> None:
     predictor = Predictor(predictor_resnet50, device="cpu", image_size=SIDE)
-    predictor.context = dataclasses.replace(predictor.context, max_pass_bytes=2 * predictor_resnet50.image_bytes(SIDE, SIDE))
+    two_images = 2 * predictor_resnet50.image_bytes(SIDE, SIDE)
+    predictor.context = dataclasses.replace(predictor.context, max_pass_bytes=two_images)
     handle = predictor.set_supports([photo(80, 60, k) for k in range(5)], [blob(80, 60)] * 5)
     assert recorded["backbone"] == [2, 2, 1]
     recorded["backbone"].clear()
