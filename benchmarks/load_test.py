@@ -42,6 +42,7 @@ tolerance, or a hostile request was not refused within its budget.
 from __future__ import annotations
 
 import argparse
+import contextlib
 import json
 import os
 import platform
@@ -50,6 +51,7 @@ import statistics
 import sys
 import tempfile
 import time
+from collections.abc import Iterator
 from dataclasses import asdict
 from pathlib import Path
 
@@ -172,18 +174,24 @@ def write_report(out: Path, record: dict, markdown: str) -> None:
     print(markdown)
 
 
+@contextlib.contextmanager
+def seeded_workdir(prefix: str) -> Iterator[tuple[Path, Path]]:
+    """A temporary folder holding a seeded checkpoint, removed afterwards: (folder, checkpoint)."""
+    workdir = Path(tempfile.mkdtemp(prefix=prefix))
+    try:
+        yield workdir, make_checkpoint(workdir)
+    finally:
+        shutil.rmtree(workdir, ignore_errors=True)
+
+
 def latency(args: argparse.Namespace) -> int:
     """The ``latency`` command: serve the app with a seeded checkpoint and time one visitor's requests."""
-    workdir = Path(tempfile.mkdtemp(prefix="hsnet-latency-"))
     machine = machine_line()
     command = f"python benchmarks/load_test.py latency --shots {' '.join(map(str, args.shots))} " \
               f"--repeats {args.repeats} --image-size {args.image_size}"
-    try:
-        weights = make_checkpoint(workdir)
+    with seeded_workdir("hsnet-latency-") as (workdir, weights):
         with app_server(APP_FILE, weights, args.image_size, workdir) as server:
             results = run_latency(server, str(weights), workdir, args.shots, args.repeats, args.image_size)
-    finally:
-        shutil.rmtree(workdir, ignore_errors=True)
     write_report(args.out, {"command": command, "machine": machine, "image_size": args.image_size, "results": results},
                  latency_markdown(results, command, machine))
     return 0
@@ -204,17 +212,13 @@ def fairness_markdown(result: dict, command: str, machine: str) -> str:
 
 def fairness(args: argparse.Namespace) -> int:
     """The ``fairness`` command: Segment timed alone, then while a Label many of ``--photos`` runs."""
-    workdir = Path(tempfile.mkdtemp(prefix="hsnet-fairness-"))
     machine = machine_line()
     command = f"python benchmarks/load_test.py fairness --photos {args.photos} --segments {args.segments} " \
               f"--image-size {args.image_size}"
-    try:
-        weights = make_checkpoint(workdir)
+    with seeded_workdir("hsnet-fairness-") as (workdir, weights):
         inputs = make_inputs(workdir, 2 * args.segments)
         with app_server(APP_FILE, weights, args.image_size, workdir) as server:
             result = run_fairness(server, inputs, str(weights), workdir, args.photos, args.segments)
-    finally:
-        shutil.rmtree(workdir, ignore_errors=True)
     write_report(args.out, {"command": command, "machine": machine, "image_size": args.image_size, **result},
                  fairness_markdown(result, command, machine))
     return 0
@@ -257,9 +261,7 @@ def main(argv: list[str] | None = None) -> int:
         return latency(args)
     if args.command == "fairness":
         return fairness(args)
-    workdir = Path(tempfile.mkdtemp(prefix="hsnet-load-"))
-    try:
-        weights = make_checkpoint(workdir)
+    with seeded_workdir("hsnet-load-") as (workdir, weights):
         inputs = make_inputs(workdir, len(QUERY_SIZES) if args.same_queries else args.clients + args.requests,
                              args.query_size)
         with app_server(APP_FILE, weights, args.image_size, workdir) as server:
@@ -271,8 +273,6 @@ def main(argv: list[str] | None = None) -> int:
         if not report.passed:
             print("the app's log ends with:\n" + "\n".join(server.log.read_text(errors="replace").splitlines()[-60:]),
                   file=sys.stderr)
-    finally:
-        shutil.rmtree(workdir, ignore_errors=True)
     write_report(args.out, {**asdict(report), "passed": report.passed}, markdown(report))
     return 0 if report.passed else 1
 

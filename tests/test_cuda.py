@@ -20,11 +20,11 @@ from PIL import Image
 
 import hsnet
 from hsnet.cli import main
-from hsnet.hub import save_pretrained
 from hsnet.model import combine_shots
 from hsnet.runtime import InferenceContext, episode_logits
 from hsnet.runtime.cuda_graphs import EpisodeGraphs
 from measure import peak_gpu_bytes
+from test_label import write_support_and_weights
 from test_reference import CASES, REFERENCE, reference_inputs, reference_weights
 
 pytestmark = pytest.mark.cuda
@@ -206,11 +206,7 @@ def cli_inputs(tmp_path_factory: pytest.TempPathFactory, resnet50: hsnet.HSNet) 
     (folder / "photos").mkdir()
     for i, (width, height) in enumerate([(64, 48), (50, 70), (80, 80)]):
         Image.fromarray(rng.integers(0, 256, (height, width, 3), dtype=np.uint8)).save(folder / "photos" / f"{i}.png")
-    Image.fromarray(rng.integers(0, 256, (48, 64, 3), dtype=np.uint8)).save(folder / "support.png")
-    mask = np.zeros((48, 64), np.uint8)
-    mask[12:36, 16:48] = 255
-    Image.fromarray(mask).save(folder / "mask.png")
-    save_pretrained(resnet50, folder / "weights", benchmark="pascal", fold=0)
+    write_support_and_weights(folder, resnet50, rng)
     return folder
 
 

@@ -57,13 +57,17 @@ def file_bytes(root: Path) -> dict[Path, bytes]:
 def workdir(tmp_path_factory: pytest.TempPathFactory, resnet50) -> Path:
     folder = tmp_path_factory.mktemp("label")
     write_photos(folder)
-    rng = np.random.default_rng(1)
+    write_support_and_weights(folder, resnet50, np.random.default_rng(1))
+    return folder
+
+
+def write_support_and_weights(folder: Path, model, rng: np.random.Generator) -> None:
+    """support.png (64x48 noise), mask.png (a box in its middle) and the model's weights/ in ``folder``."""
     Image.fromarray(rng.integers(0, 256, (48, 64, 3), dtype=np.uint8)).save(folder / "support.png")
     mask = np.zeros((48, 64), np.uint8)
     mask[12:36, 16:48] = 255
     Image.fromarray(mask).save(folder / "mask.png")
-    save_pretrained(resnet50, folder / "weights", benchmark="pascal", fold=0)
-    return folder
+    save_pretrained(model, folder / "weights", benchmark="pascal", fold=0)
 
 
 def label(workdir: Path, *queries: str, out: str = "out", extra: tuple[str, ...] = ()) -> int:
