@@ -14,7 +14,7 @@ import torch
 import torch.nn.functional as F
 
 from hsnet import Predictor
-from hsnet.runtime.passes import pair_bytes
+from hsnet.runtime.passes import image_bytes, pair_bytes
 
 SIDE = 64
 
@@ -67,7 +67,7 @@ def test_k_supports_never_correlate_all_at_once(predictor_resnet50, recorded, ph
 
 def test_backbone_batches_are_bounded(predictor_resnet50, recorded, photo, blob) -> None:
     predictor = Predictor(predictor_resnet50, device="cpu", image_size=SIDE)
-    two_images = 2 * predictor_resnet50.image_bytes(SIDE, SIDE)
+    two_images = 2 * image_bytes(predictor_resnet50, SIDE, SIDE)
     predictor.context = dataclasses.replace(predictor.context, max_pass_bytes=two_images)
     handle = predictor.set_supports([photo(80, 60, k) for k in range(5)], [blob(80, 60)] * 5)
     assert recorded["backbone"] == [2, 2, 1]

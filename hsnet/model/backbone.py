@@ -64,9 +64,6 @@ class BackboneSpec:
     layer_names: tuple[str, ...]
     level_sizes: tuple[int, int, int]  # layers in level 4, 3, 2 (deepest first)
     level_channels: tuple[int, int, int]  # feature channels of level 4, 3, 2
-    # Live bytes per input pixel at the peak of a features pass in fp32 (activations, taps, one stacked level):
-    # what bounds backbone batches (hsnet.runtime.passes); tests/test_backbone_memory.py measures it.
-    peak_bytes_per_pixel: int
     # Parameters (backbone-relative names and shapes) a state dict of this backbone has, and names it must not
     # have: together they tell it from its deeper or batch-normalised siblings (ResNet-152, VGG-19, VGG-16-BN).
     present: tuple[tuple[str, tuple[int, ...]], ...]
@@ -105,15 +102,15 @@ def _resnet_identity(blocks: tuple[int, int, int, int]) -> dict:
 BACKBONES: dict[str, BackboneSpec] = {
     "resnet50": BackboneSpec(
         "resnet50", models.resnet50, models.ResNet50_Weights.IMAGENET1K_V1, _resnet_features,
-        _resnet_layer_names((4, 6, 3)), (3, 6, 4), (2048, 1024, 512), 450, **_resnet_identity((3, 4, 6, 3)),
+        _resnet_layer_names((4, 6, 3)), (3, 6, 4), (2048, 1024, 512), **_resnet_identity((3, 4, 6, 3)),
     ),
     "resnet101": BackboneSpec(
         "resnet101", models.resnet101, models.ResNet101_Weights.IMAGENET1K_V1, _resnet_features,
-        _resnet_layer_names((4, 23, 3)), (3, 23, 4), (2048, 1024, 512), 990, **_resnet_identity((3, 4, 23, 3)),
+        _resnet_layer_names((4, 23, 3)), (3, 23, 4), (2048, 1024, 512), **_resnet_identity((3, 4, 23, 3)),
     ),
     "vgg16": BackboneSpec(
         "vgg16", models.vgg16, models.VGG16_Weights.IMAGENET1K_V1, _vgg_features,
-        ("conv4_1", "conv4_2", "conv4_3", "conv5_1", "conv5_2", "conv5_3", "pool5"), (1, 3, 3), (512, 512, 512), 560,
+        ("conv4_1", "conv4_2", "conv4_3", "conv5_1", "conv5_2", "conv5_3", "pool5"), (1, 3, 3), (512, 512, 512),
         present=(("features.0.weight", (64, 3, 3, 3)), ("features.28.weight", (512, 512, 3, 3))),
         absent=("features.1.weight", "features.16.weight", "features.30.weight"),  # VGG-16-BN, VGG-19
     ),

@@ -107,10 +107,6 @@ class HSNet(nn.Module):
             del level_taps
         return [FeaturePyramid(levels[::-1]) for levels in built]
 
-    def image_bytes(self, height: int, width: int) -> int:
-        """Live bytes one height x width image takes at the peak of a features pass (fp32)."""
-        return self.spec.peak_bytes_per_pixel * height * width
-
     def backbone_features(self, images: torch.Tensor, ops: Ops = FORMULAS) -> list[torch.Tensor]:
         """The backbone's tapped features; it runs channels-last (NHWC), faster on the CPU."""
         return self.spec.extract(self.backbone, images.contiguous(memory_format=torch.channels_last), ops.conv_bn)

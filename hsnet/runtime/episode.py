@@ -28,7 +28,7 @@ from .context import InferenceContext
 from .cuda_graphs import EpisodeGraphs, Outputs, bucket_of
 from .guard import guarded
 from .kernels import pick_ops
-from .passes import backbone_passes, bounded_passes, one_pass, pair_bytes
+from .passes import backbone_passes, bounded_passes, image_bytes, one_pass, pair_bytes
 
 PassResult = tuple[torch.Tensor, list[torch.Tensor]]
 Guard = Callable[[Callable[[], PassResult]], tuple[PassResult, str]]
@@ -107,7 +107,7 @@ def encode(model: HSNet, context: InferenceContext, images: torch.Tensor,
     ops = pick_ops(model, device)
     parts, used = [], []
     with context.inference():
-        for part in backbone_passes(len(images), model.image_bytes(*images.shape[-2:]), context.pass_bytes):
+        for part in backbone_passes(len(images), image_bytes(model, *images.shape[-2:]), context.pass_bytes):
             features, precision = _features(model, context, ops, images[part].to(device),
                                             None if masks is None else masks[part].to(device))
             parts.append(features)
@@ -120,8 +120,8 @@ def encode_episode(model: HSNet, context: InferenceContext, query: torch.Tensor,
     """Query (B, 3, H, W) and masked support (N, 3, H, W) features: in one backbone batch when they share a size
     and fit one pass (less backbone time than two batches), else each in bounded passes."""
     device = context.device
-    image_bytes = model.image_bytes(*query.shape[-2:])
-    if query.shape[-2:] == supports.shape[-2:] and len(backbone_passes(len(query) + len(supports), image_bytes,
+    each = image_bytes(model, *query.shape[-2:])
+    if query.shape[-2:] == supports.shape[-2:] and len(backbone_passes(len(query) + len(supports), each,
                                                                        context.pass_bytes)) == 1:
         ops = pick_ops(model, device)
         with context.inference():
@@ -162,7 +162,7 @@ def query_episode(model: HSNet, context: InferenceContext, pixels: torch.Tensor,
     batch bucket would need more than one pass (the caller runs it eagerly)."""
     shots = support.levels[0].shape[0]
     bucket = bucket_of(len(pixels))
-    if not one_pass(bucket, model.image_bytes(*pixels.shape[-2:]), bucket, shots,
+    if not one_pass(bucket, image_bytes(model, *pixels.shape[-2:]), bucket, shots,
                     pair_bytes(support.levels, support.levels), context.pass_bytes):
         return None
     graphs = context.kept(model, "query episode", lambda: EpisodeGraphs(partial(_query_outputs, model, context),
@@ -211,7 +211,7 @@ def _replayable(model: HSNet, context: InferenceContext, query: torch.Tensor, su
         return pair_bytes(features.levels, features.levels)
 
     pair_size = context.kept(model, ("pair bytes", tuple(query.shape[1:])), pair)
-    return one_pass(bucket * (1 + shots), model.image_bytes(*query.shape[-2:]), bucket, shots, pair_size,
+    return one_pass(bucket * (1 + shots), image_bytes(model, *query.shape[-2:]), bucket, shots, pair_size,
                     context.pass_bytes)
 
 

@@ -11,10 +11,13 @@ from collections.abc import Iterator
 
 import torch
 
-from ..model import FeaturePyramid
+from ..model import FeaturePyramid, HSNet
 
 CPU_PASS_BYTES = 512 * 2**20  # correlation bytes per pass on the CPU: 4 pairs at 400x400
 GPU_PASS_BYTES = 2 * 2**30  # on a GPU: 20 pairs at 400x400, 2 at 640x640
+# Live bytes per input pixel at the peak of a features pass in fp32 (activations, taps, one stacked level), per
+# backbone: what bounds backbone batches. tests/test_backbone_memory.py measures each and needs one per backbone.
+PEAK_BYTES_PER_PIXEL = {"resnet50": 450, "resnet101": 990, "vgg16": 560}
 
 
 def pair_bytes(query: list[torch.Tensor], support: list[torch.Tensor]) -> int:
@@ -34,8 +37,13 @@ def pair_passes(batch: int, shots: int, per_pass: int) -> list[tuple[slice, slic
             for i in range(batch) for j in range(0, shots, per_pass)]
 
 
+def image_bytes(model: HSNet, height: int, width: int) -> int:
+    """Live bytes one height x width image takes at the peak of ``model``'s features pass (fp32)."""
+    return PEAK_BYTES_PER_PIXEL[model.backbone_name] * height * width
+
+
 def backbone_passes(images: int, image_bytes: int, budget: int) -> list[slice]:
-    """Slices of ``images`` images, each taking ``image_bytes`` at a features pass's peak (``HSNet.image_bytes``),
+    """Slices of ``images`` images, each taking ``image_bytes`` at a features pass's peak (``image_bytes()``),
     that go through the backbone within ``budget`` bytes."""
     step = max(1, budget // image_bytes)
     return [slice(i, min(i + step, images)) for i in range(0, images, step)]
