@@ -150,7 +150,11 @@ class Predictor:
     def _encoded_supports(self, key: str, pixels: torch.Tensor, masks: torch.Tensor) -> SupportSet:
         """(K, 3, S, S) uint8 supports and their masks encoded, and kept in the cache under ``key``."""
         features, precision = self._encode(pixels, masks)
-        supports = SupportSet(features, len(pixels), self.image_size, key, precision=precision)
+        return self._kept(key, features, precision)
+
+    def _kept(self, key: str, features: FeaturePyramid, precision: str) -> SupportSet:
+        """Encoded supports as a SupportSet, kept in the cache under ``key``."""
+        supports = SupportSet(features, features.levels[0].shape[0], self.image_size, key, precision=precision)
         self.cache.put(key, supports)
         return supports
 
@@ -215,9 +219,7 @@ class Predictor:
         batch = self.model.preprocess(torch.cat([self._pixels([query]), pixels]))
         query_features, features, precision = encode_episode(self.model, self.context, batch[:1], batch[1:],
                                                              mask_tensor)
-        supports = SupportSet(features, len(pixels), self.image_size, key, precision=precision)
-        self.cache.put(key, supports)
-        return supports, QueryFeatures(query_features, query.size, precision)
+        return self._kept(key, features, precision), QueryFeatures(query_features, query.size, precision)
 
     def predict_many(self, queries: Iterable[ImageLike], supports: SupportSet, batch_size: int = 4,
                      rule: str = "vote") -> Iterator[Prediction]:

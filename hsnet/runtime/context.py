@@ -28,6 +28,7 @@ CUDA_DEFAULT_PRECISION = "fp32"
 # benchmarks (benchmarks/inference.py --cuda-suite, "predictor" against "predictor-graphs") measure them faster.
 CUDA_GRAPHS_DEFAULT = False
 DEVICE_TYPES = ("cpu", "cuda", "mps")
+AUTOCAST_DTYPES = {"bf16": torch.bfloat16, "fp16": torch.float16}  # the precisions that autocast; the rest: float32
 T = TypeVar("T")
 
 
@@ -72,7 +73,7 @@ def resolve_precision(device: torch.device, precision: str | None = None) -> str
 def autocast_dtype(device: torch.device, precision: str | None) -> torch.dtype | None:
     """The autocast dtype of ``precision`` on ``device``; None means plain float32."""
     precision = resolve_precision(device, precision)
-    return {"bf16": torch.bfloat16, "fp16": torch.float16}.get(precision)
+    return AUTOCAST_DTYPES.get(precision)
 
 
 @contextmanager
@@ -131,7 +132,7 @@ class InferenceContext:
     @property
     def dtype(self) -> torch.dtype | None:
         """The autocast dtype, None for float32."""
-        return {"bf16": torch.bfloat16, "fp16": torch.float16}.get(self.precision)
+        return AUTOCAST_DTYPES.get(self.precision)
 
     @property
     def fallback(self) -> str:

@@ -14,7 +14,7 @@ from typing import TypeVar
 
 import torch
 
-from .context import InferenceContext, autocast
+from .context import AUTOCAST_DTYPES, InferenceContext, autocast
 
 T = TypeVar("T")
 
@@ -38,5 +38,5 @@ def guarded(context: InferenceContext, compute: Callable[[], T], outputs: Callab
     if message not in context.announced:
         context.announced.add(message)
         warnings.warn(message, RuntimeWarning, stacklevel=3)
-    with autocast(context.device, {"bf16": torch.bfloat16}.get(fallback)):
+    with autocast(context.device, AUTOCAST_DTYPES.get(fallback)):
         return (again or compute)(), f"fp16->{fallback}"
