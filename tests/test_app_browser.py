@@ -71,6 +71,14 @@ CLIPPED = """(root) => {
   return out;
 }"""
 
+# Whether ``el`` is what the page shows at its centre once scrolled to (not drawn over by something else).
+UNCOVERED = """(el) => {
+  el.scrollIntoView({block: 'center'});
+  const box = el.getBoundingClientRect();
+  const top = document.elementFromPoint(box.left + box.width / 2, box.top + box.height / 2);
+  return !!top && el.contains(top);
+}"""
+
 # Every visible text's contrast against the background it is drawn on (WCAG 2.1 relative luminance).
 CONTRAST = """() => {
   const parse = (c) => { const m = c.match(/[\\d.]+/g) || []; return m.map(Number); };
@@ -372,6 +380,9 @@ def test_an_error_stays_under_segment_clears_stale_pictures_and_goes_with_the_ne
     page.get_by_role("button", name="Segment", exact=True).click()
     message = page.locator("#segment-error .hs-error")
     expect(message).to_contain_text("no query image", timeout=60_000)
+    ARTIFACTS.mkdir(exist_ok=True)
+    message.scroll_into_view_if_needed()
+    page.screenshot(path=str(ARTIFACTS / "app-desktop-error.png"))
     page.wait_for_timeout(11_000)  # longer than a pop-up lives: the message is still there
     expect(message).to_be_visible()
     expect(page.locator("[data-testid=status-tracker] .error")).to_have_count(0)  # no bare badges
@@ -384,16 +395,20 @@ def test_an_error_stays_under_segment_clears_stale_pictures_and_goes_with_the_ne
     notes = tmp_path / "notes.jpg"
     notes.write_text("a text file with a photo's name\n")
     page.locator("#support-editor-1 input[type=file]").first.set_input_files(str(notes))
-    expect(page.locator("#support-editor-1 .hs-upload-error")).to_contain_text(
-        "Support 1: notes.jpg is not an image", timeout=60_000)  # said at once, by the editor
+    upload_error = page.locator(".hs-upload-error[data-editor=support-editor-1]")
+    expect(upload_error).to_contain_text("Support 1: notes.jpg is not an image", timeout=60_000)  # said at once
+    assert page.evaluate(UNCOVERED, upload_error.element_handle())  # where a visitor sees it, not under the canvas
     dropped = page.evaluate_handle("""() => {
         const files = new DataTransfer();
         files.items.add(new File(['a text file'], 'dropped.png', {type: 'image/png'}));
         return files;
     }""")
     page.locator("#support-editor-1").dispatch_event("drop", {"dataTransfer": dropped})
-    expect(page.locator("#support-editor-1 .hs-upload-error")).to_contain_text(
-        "Support 1: dropped.png is not an image", timeout=60_000)  # dropped on the editor: said the same way
+    expect(upload_error).to_contain_text("Support 1: dropped.png is not an image", timeout=60_000)  # said the same
+    expect(upload_error).to_have_count(1)  # the note of the earlier file is gone
+    assert page.evaluate(UNCOVERED, upload_error.element_handle())
+    upload_error.scroll_into_view_if_needed()
+    page.screenshot(path=str(ARTIFACTS / "app-desktop-upload-error.png"))
     page.locator("#query-image input[type=file]").set_input_files(str(notes))
     expect(message).to_contain_text("query image", timeout=60_000)
     page.get_by_role("button", name="Segment", exact=True).click()

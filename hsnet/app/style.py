@@ -96,19 +96,20 @@ HEAD = """
   };
   new MutationObserver(name).observe(document.documentElement, {childList: true, subtree: true});
   // A support editor reads its picture in the browser and shows nothing for a file that is not one, picked or
-  // dropped: say so.
+  // dropped: say so, just above the editor (inside it, its canvas would cover the note).
   const checkSupportFiles = async (target, files) => {
     const block = target instanceof Element && target.closest('[id^=support-editor-]');
     if (!block || !files || !files.length) return;
-    block.querySelectorAll('.hs-upload-error').forEach((old) => old.remove());
+    document.querySelectorAll(`.hs-upload-error[data-editor="${block.id}"]`).forEach((old) => old.remove());
     for (const file of files) {
       try { (await createImageBitmap(file)).close(); } catch (error) {
         const note = document.createElement('div');
         note.className = 'hs-error hs-upload-error';
+        note.dataset.editor = block.id;
         note.setAttribute('role', 'alert');
         note.textContent = `Support ${block.id.slice(-1)}: ${file.name} is not an image that can be read; ` +
           'upload a PNG or JPEG.';
-        block.prepend(note);
+        block.before(note);
       }
     }
   };
