@@ -183,7 +183,7 @@ def build_demo(default_weights: str, episodes: Sequence[Episode], masks: MaskFil
         for component in (query, *editors, *uploads):
             component.upload(make_upload_check(component, error), {component}, [error], preprocess=False,
                              api_name=False, show_progress="hidden", concurrency_limit=4, concurrency_id="checks")
-        clicked, typed = make_explore(page)
+        clicked, typed = make_explore(page, masks)
         probe_outputs = [outputs["result"], outputs["probe"], views, state, probe_x, probe_y]
         explore_queue = {**EXPLORE_QUEUE, "api_name": False,
                          "show_progress_on": [outputs["probe"]]}
@@ -191,7 +191,7 @@ def build_demo(default_weights: str, episodes: Sequence[Episode], masks: MaskFil
             None, None, None, js=f"() => ({SCROLL_TO})('views')")
         gr.on([probe_run.click, probe_x.submit, probe_y.submit], typed, {state, mode, probe_x, probe_y},
               probe_outputs, **explore_queue)
-        mode.change(make_redraw(page), {state, mode},
+        mode.change(make_redraw(page, masks), {state, mode},
                     [outputs[o.name] for p in PANELS.values() if p.follows_mode for o in p.outputs],
                     api_name=False, **EXPLORE_QUEUE)
         label_run.click(make_label(menu, masks), [photos, weights, rule, *editors, *uploads, category],

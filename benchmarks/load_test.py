@@ -7,8 +7,8 @@ answered or ``--max-seconds`` pass, and checks every answer: the mask file must 
 the query's size and hold only 0 and 255. Every request sends a new query photo (of
 four sizes) with the same support and mask, as when people try the app's example
 with their own photos, so the app's support cache is used; ``--same-queries`` cycles
-through four photos instead (identical answers served at once meet a Gradio cache
-race: see docs/robustness.md).
+through four photos instead, so that identical answers are served at once (each must
+still arrive whole: see docs/robustness.md).
 
 Memory: the server's resident size is read after a warm-up in which every client has
 been answered once (each client session keeps its last result in Gradio state),

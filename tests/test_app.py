@@ -162,6 +162,57 @@ def test_published_pictures_are_complete_files_with_no_partial_left(tmp_path: Pa
     assert not list(tmp_path.glob("*.partial")) and len({p for p, _ in values}) == 2
 
 
+def pictures_in(value) -> list:
+    """Every picture value in a callback's answer (PIL images, arrays, paths of picture files), however nested."""
+    if isinstance(value, dict):
+        return [p for item in value.values() for p in pictures_in(item)]
+    if isinstance(value, (list, tuple)):
+        return [p for item in value for p in pictures_in(item)]
+    if isinstance(value, (Image.Image, np.ndarray)) or isinstance(value, str) and value.endswith((".webp", ".png")):
+        return [value]
+    return []
+
+
+def test_every_picture_an_event_returns_is_a_complete_file_of_its_own(tmp_path: Path, monkeypatch) -> None:
+    """Gradio rewrites a picture it is given as a PIL image or array in place, under a name made from its bytes,
+    so two answers with one identical picture (two visitors running one example, an unchanged colourbar) shared
+    a file and a download in progress was cut short (docs/robustness.md). Every event that draws (Segment on the
+    page and through /segment, the probe, the heatmap mode) must give each picture as a finished file of its own."""
+    import gradio as gr
+
+    from hsnet.app import callbacks
+
+    view = exploration(Image.new("RGB", (125, 74), (128, 64, 32)), 3, tmp_path)
+    probe = [[LayerMap(m.name, m.level, np.full((6, 8), 0.5, np.float32)) for m in view.layer_maps]
+             for _ in range(3)]
+    monkeypatch.setattr(callbacks, "segment_view", lambda *args: view)
+    monkeypatch.setattr(callbacks, "PROBES", SimpleNamespace(get=lambda key: None))
+    monkeypatch.setattr(callbacks, "probe_point", lambda *args: probe)
+    masks = MaskFiles(tmp_path)
+    page = callbacks.Page({name: gr.Textbox() for name in callbacks.FORM},
+                          {name: output.component() for name, output in OUTPUTS.items()},
+                          gr.HTML(), gr.State(), gr.Tabs(), gr.Number(), gr.Number())
+    quiet = lambda *args, **kwargs: None  # noqa: E731 - the progress bar
+    clicked, typed = callbacks.make_explore(page, masks)
+    redraw = callbacks.make_redraw(page, masks)
+    at = {page.state: view, page.form["mode"]: OVER_PHOTO, page.probe_x: 40, page.probe_y: 30}
+    answers = {"segment page": callbacks.make_segment_page(page, SimpleNamespace(), masks)({}, None, quiet),
+               "/segment": callbacks.make_segment_api(SimpleNamespace(default="w"), masks)(None, progress=quiet),
+               "probe": typed(at), "mode alone": redraw({**at, page.form["mode"]: ALONE}),
+               "mode over the photo": redraw(at), "mode over the photo again": redraw(at)}
+    assert answers["segment page"][page.error] == "" and page.outputs["probe"] in answers["probe"]
+    files = {}
+    for event, answer in answers.items():
+        pictures = pictures_in(answer)
+        assert pictures and not [p for p in pictures if not isinstance(p, str)], f"{event} returned a picture object"
+        for path in pictures:
+            with Image.open(path) as picture:
+                picture.load()  # whole
+        files[event] = {p for p in pictures if p != view.mask_path}  # the mask file: one per Segment, kept
+    assert not files["mode over the photo"] & files["mode over the photo again"]  # identical pictures, two files
+    assert len(set().union(*files.values())) == sum(map(len, files.values()))
+
+
 def test_the_probe_shows_every_layer_of_every_support_with_alt_text_and_one_scale(tmp_path: Path) -> None:
     size = (300, 200)
     view = exploration(Image.new("RGB", size), 3, tmp_path)
@@ -294,6 +345,15 @@ def test_segment_returns_the_mask_at_the_query_size_and_one_heatmap_per_layer(cl
     assert all(Path(answer[name]).is_file() for name in ("result", "probability", "layer_scale"))
     assert "on cpu" in answer["summary"] and "1-shot" in answer["summary"]
     assert answer["support_predictions"] == [] and answer["vote_map"] is None  # one support: no votes to show
+
+
+@pytest.mark.slow
+def test_identical_answers_come_as_files_of_their_own(client: Client, files: dict) -> None:
+    """Two visitors asking the same: each answer's pictures are its own files, none rewritten by the other's."""
+    first, second = (segment(client, files["query"], editor(files["support"], files["layer"])) for _ in range(2))
+    pictures = [{p for p in pictures_in(answer) if p.endswith(".webp")} for answer in (first, second)]
+    assert len(pictures[0]) == len(pictures[1]) == 3 + sum(LEVEL_SIZES_RESNET50)
+    assert not pictures[0] & pictures[1]
 
 
 @pytest.mark.slow

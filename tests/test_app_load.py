@@ -3,8 +3,9 @@
 A small version of ``benchmarks/load_test.py`` (both run on ``benchmarks/loadkit.py``): app.py on 127.0.0.1 with
 the model's input at 64x64 so that a request costs a fraction of a second on a CPU; 8
 gradio_client clients; each is answered once as a warm-up, then 16 more requests are
-checked; uploads over the limit, unreadable uploads and empty masks get a message and the
-app goes on answering. A Segment sent while another client's Label many of 50 photos runs is
+checked, and so are 16 identical requests at once (every picture must arrive whole);
+uploads over the limit, unreadable uploads and empty masks get a message and the app
+goes on answering. A Segment sent while another client's Label many of 50 photos runs is
 answered in its turn (counted in photos labelled meanwhile). The soak tests send every request
 from a new session with a large query photo, then hostile requests (40 brush layers, a 25 MB
 data: URL, a data: URL bomb), and hold the server's memory, in use and resident, to a stated
@@ -61,8 +62,7 @@ def server(app_checkpoint: Path, tmp_path_factory: pytest.TempPathFactory):
 
 @pytest.fixture(scope="module")
 def inputs(tmp_path_factory: pytest.TempPathFactory) -> loadkit.Inputs:
-    """A distinct query photo per request: identical answers served concurrently hit a Gradio cache race
-    (see docs/robustness.md), which this test is not about."""
+    """A distinct query photo per request, as when visitors try the example's support on their own photos."""
     return loadkit.make_inputs(tmp_path_factory.mktemp("load-inputs"), CLIENTS + REQUESTS)
 
 
@@ -83,6 +83,17 @@ def test_concurrent_clients_are_all_answered_correctly(server, inputs, app_check
     assert report.answered == REQUESTS
     assert report.rss_mb["in_use_growth"] <= RSS_TOLERANCE_MB, report.rss_mb
     print(f"\n{report.rss_mb}")
+
+
+def test_identical_requests_at_once_are_all_answered_whole(server, app_checkpoint: Path, tmp_path: Path) -> None:
+    """Visitors running the same example at once get identical pictures; each must arrive whole (docs/robustness.md:
+    Gradio rewrote a picture given as an image in place, and cut short a download of it in progress)."""
+    same = loadkit.make_inputs(tmp_path, distinct_queries=1)
+    report = loadkit.run_load(server, same, str(app_checkpoint), CLIENTS, REQUESTS, max_seconds=240,
+                              downloads=tmp_path / "downloads", rss_tolerance_mb=RSS_TOLERANCE_MB,
+                              image_size=IMAGE_SIZE)
+    assert report.failed == 0 and report.wrong == 0, report.errors
+    assert report.answered == REQUESTS
 
 
 def test_an_image_over_the_limit_is_refused(server, client, inputs, app_checkpoint: Path, tmp_path: Path) -> None:

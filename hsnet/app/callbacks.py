@@ -1,7 +1,8 @@
 """What the page's events do: each takes and returns values keyed by component, through one form by name.
 
 A Segment decodes the form (``forms``), runs the model step (``steps``), keeps an
-``Exploration`` for the session and draws every panel (``panels``). On the page a
+``Exploration`` for the session and draws every panel (``panels``); every picture an
+event returns goes out as a finished file of its own answer (``pictures``). On the page a
 failure is a message kept under Segment and the pictures of the previous run are
 cleared, so nothing stale looks current; the ``/segment`` API raises it as a one-line
 error instead.
@@ -114,7 +115,8 @@ def make_segment_api(menu: Any, masks: MaskFiles) -> Callable[..., tuple]:
     return segment
 
 
-def make_explore(page: Page) -> tuple[Callable[..., dict[Component, Any]], Callable[..., dict[Component, Any]]]:
+def make_explore(page: Page, masks: MaskFiles) -> tuple[Callable[..., dict[Component, Any]],
+                                                       Callable[..., dict[Component, Any]]]:
     """A probe of one query point: (on a click on the result, on x and y typed and Probe pressed)."""
 
     @TURNS.first
@@ -130,7 +132,7 @@ def make_explore(page: Page) -> tuple[Callable[..., dict[Component, Any]], Calla
             view.point = (float(x), float(y))
         except Exception as exc:  # noqa: BLE001 - shown in the probe view, cause logged
             return {page.outputs["probe"]: error_html(error_line(exc, "probe"))}
-        result = PANELS["result"].draw(view, mode)["result"]
+        result = published(PANELS["result"].draw(view, mode)["result"], masks.answer_folder(), "result")
         return {page.outputs["result"]: result, page.outputs["probe"]: PANELS["probe"].draw(view, mode)["probe"],
                 page.views: gr.Tabs(selected="probe"), page.state: view,
                 page.probe_x: round(view.point[0]), page.probe_y: round(view.point[1])}
@@ -146,7 +148,7 @@ def make_explore(page: Page) -> tuple[Callable[..., dict[Component, Any]], Calla
     return clicked, typed
 
 
-def make_redraw(page: Page) -> Callable[[dict[Component, Any]], dict[Component, Any]]:
+def make_redraw(page: Page, masks: MaskFiles) -> Callable[[dict[Component, Any]], dict[Component, Any]]:
     """The heatmap views again, alone or over the photo, from what the session keeps (no model work)."""
     panels = [panel for panel in PANELS.values() if panel.follows_mode]
 
@@ -154,7 +156,7 @@ def make_redraw(page: Page) -> Callable[[dict[Component, Any]], dict[Component, 
         view = values.get(page.state)
         if view is None:
             return {}
-        shown = draw(view, values.get(page.form["mode"]) or OVER_PHOTO, panels)
+        shown = published(draw(view, values.get(page.form["mode"]) or OVER_PHOTO, panels), masks.answer_folder())
         return {page.outputs[name]: value for name, value in shown.items()}
 
     return redraw

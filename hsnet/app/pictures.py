@@ -1,15 +1,18 @@
 """Pictures handed to the browser as complete files: written under a temporary name, then renamed into place.
 
 Gradio saves a PIL image it is given under a name made from its bytes and rewrites
-that file each time the same picture is returned again (as a growing gallery does on
-every update); a browser fetching it meanwhile gets a truncated file. A path given
-here is only ever the path of a finished file, which Gradio then copies atomically.
+that file in place each time the same picture is returned again (two visitors running
+one example, a colourbar that did not change, a gallery growing); a browser or client
+fetching it meanwhile gets a truncated file. A path given here is only ever the path of
+a finished file of one answer, which Gradio then copies atomically.
 """
 from __future__ import annotations
 
 import itertools
 import os
+import re
 import tempfile
+from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
@@ -33,10 +36,17 @@ def publish(image: Image.Image, folder: Path, stem: str = "picture") -> str:
 
 
 def published(value: Any, folder: Path, stem: str = "picture") -> Any:
-    """``value`` with every PIL image in it (alone, or in a gallery's (image, caption) pairs) replaced by its path."""
+    """``value`` with every PIL image in it replaced by its published path: alone, in a gallery's (image, caption)
+    pairs, or in a callback's outputs (a mapping; an output named by a string gives its files that name)."""
     if isinstance(value, Image.Image):
         return publish(value, folder, stem)
-    if isinstance(value, list):
-        return [(published(item, folder, stem), caption) if isinstance(item, Image.Image) else item
-                for item, caption in value]
+    if isinstance(value, Mapping):
+        return {key: published(item, folder, _stem(key) if isinstance(key, str) else stem)
+                for key, item in value.items()}
+    if isinstance(value, (list, tuple)):
+        return type(value)(published(item, folder, stem) for item in value)
     return value
+
+
+def _stem(name: str) -> str:
+    return re.sub(r"[^\w-]+", "_", name).strip("_") or "picture"
