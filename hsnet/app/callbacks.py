@@ -132,7 +132,7 @@ def make_explore(page: Page, masks: MaskFiles) -> tuple[Callable[..., dict[Compo
             view.point = (float(x), float(y))
         except Exception as exc:  # noqa: BLE001 - shown in the probe view, cause logged
             return {page.outputs["probe"]: error_html(error_line(exc, "probe"))}
-        result = published(PANELS["result"].draw(view, mode)["result"], masks.answer_folder(), "result")
+        result = published(PANELS["result"].draw(view, mode), masks.answer_folder())["result"]
         return {page.outputs["result"]: result, page.outputs["probe"]: PANELS["probe"].draw(view, mode)["probe"],
                 page.views: gr.Tabs(selected="probe"), page.state: view,
                 page.probe_x: round(view.point[0]), page.probe_y: round(view.point[1])}

@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import itertools
 import os
-import re
 import tempfile
 from collections.abc import Mapping
 from pathlib import Path
@@ -41,12 +40,7 @@ def published(value: Any, folder: Path, stem: str = "picture") -> Any:
     if isinstance(value, Image.Image):
         return publish(value, folder, stem)
     if isinstance(value, Mapping):
-        return {key: published(item, folder, _stem(key) if isinstance(key, str) else stem)
-                for key, item in value.items()}
+        return {key: published(item, folder, key if isinstance(key, str) else stem) for key, item in value.items()}
     if isinstance(value, (list, tuple)):
         return type(value)(published(item, folder, stem) for item in value)
     return value
-
-
-def _stem(name: str) -> str:
-    return re.sub(r"[^\w-]+", "_", name).strip("_") or "picture"
