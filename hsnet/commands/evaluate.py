@@ -134,11 +134,12 @@ def run(args: argparse.Namespace) -> int:
 
 def dataset_source(args: argparse.Namespace) -> tuple[str, str]:
     """(registry name, path) of the dataset the flags name: a benchmark, or one's own data's layout."""
-    from ..data import own_layout
+    from ..data import check_benchmark_options, own_layout
 
     if args.data is None:
-        if args.images or args.val_classes or args.split_by != "auto" or getattr(args, "all", False):
-            raise InputError("--images, --val-classes, --split-by and --all are for one's own data; give --data PATH")
+        if getattr(args, "all", False):
+            raise InputError("--all is for one's own data (--data PATH), not a benchmark")
+        check_benchmark_options(args.images, args.val_classes, args.split_by)
         return args.benchmark, args.datapath
     return own_layout(args.data), args.data
 

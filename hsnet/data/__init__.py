@@ -31,6 +31,12 @@ def is_own_data(benchmark: str, datapath: str | os.PathLike) -> bool:
     return benchmark == "folder" or (benchmark == "coco" and own_layout(datapath) == "coco")
 
 
+def check_benchmark_options(images: str | os.PathLike | None, val_classes: list[str] | None, split_by: str) -> None:
+    """InputError when options of one's own data are given for a benchmark (whose split and photos are fixed)."""
+    if images or val_classes or split_by != "auto":
+        raise InputError("--images, --val-classes and --split-by are for one's own data (--data PATH), not a benchmark")
+
+
 def build_dataset(benchmark: str, datapath: str | os.PathLike, fold: int = 0, split: str = "test", shots: int = 1, *,
                   image_size: int = DEFAULT_IMAGE_SIDE, original_size: bool = False, seed: int = 0, limit: int | None = None,
                   splits_dir: str | os.PathLike | None = None, images: str | os.PathLike | None = None,
@@ -50,10 +56,10 @@ def build_dataset(benchmark: str, datapath: str | os.PathLike, fold: int = 0, sp
                                       split_by=split_by, split_file=split_file, **common)
     if benchmark not in DATASETS:
         raise InputError(f"unknown benchmark {benchmark!r}; use one of {', '.join(BENCHMARKS)}, or folder")
-    if images or val_classes or split_by != "auto":
-        raise InputError("--images, --val-classes and --split-by are for one's own data (--data), not a benchmark")
+    check_benchmark_options(images, val_classes, split_by)
     return DATASETS[benchmark](datapath, fold, split, shots, splits_dir=splits_dir, **common)
 
 
 __all__ = ["BENCHMARKS", "DATASETS", "OWN_LAYOUTS", "CocoDataset", "CocoFileDataset", "Episode", "EpisodeDataset",
-           "FSSDataset", "FolderDataset", "OwnDataset", "PascalDataset", "build_dataset", "is_own_data", "own_layout"]
+           "FSSDataset", "FolderDataset", "OwnDataset", "PascalDataset", "build_dataset", "check_benchmark_options",
+           "is_own_data", "own_layout"]

@@ -221,7 +221,6 @@ class OwnDataset(EpisodeDataset):
             return {c: (names, sorted(self.entries[c])) for c, names in val.items()}
         return {c: (names, names) for c, names in val.items()}
 
-
     def check(self, image: Path, source: Any, notes: list[str]) -> tuple[int, int] | None:
         """The (width, height) of ``image`` when it opens and its mask fits it and marks something; else None,
         with the line saying why in ``notes``."""
