@@ -38,6 +38,7 @@ from .hub import from_pretrained, save_pretrained
 from .metrics import IoUMeter
 from .model import BACKBONES, DEFAULT_IMAGE_SIDE, HSNet
 from .runtime import InferenceContext, autocast, autocast_dtype, build_model
+from .whole_files import write_file
 
 DEFAULT_BATCH = {"pascal": 20, "coco": 40, "fss": 20}
 OWN_DATA_BATCH = 8
@@ -339,9 +340,7 @@ def train(config: TrainConfig, ctx: DistContext | None = None) -> TrainSummary:
 
 def _write_json(path: Path, data: dict[str, Any]) -> None:
     """Write ``data`` as JSON, replacing ``path`` only once the new copy is complete."""
-    tmp = path.with_name(path.name + ".tmp")
-    tmp.write_text(json.dumps(data, indent=2) + "\n", encoding="utf-8")
-    tmp.replace(path)
+    write_file(path, lambda file: file.write((json.dumps(data, indent=2) + "\n").encode("utf-8")))
 
 
 def _log_epoch(writer: Any, stats: dict[str, float]) -> None:

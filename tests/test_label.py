@@ -287,7 +287,7 @@ def test_a_full_disk_names_the_file_and_what_to_do(workdir, tmp_path, monkeypatc
         def write(self, data):
             raise OSError(errno.ENOSPC, "No space left on device")
 
-    monkeypatch.setattr("hsnet.labeling.files.open", Full, raising=False)
+    monkeypatch.setattr("hsnet.whole_files.open", Full, raising=False)
     out = tmp_path / "full"
     assert label(workdir, "photos/a.png", out=str(out)) == 2
     err = capsys.readouterr().err

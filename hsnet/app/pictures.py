@@ -9,13 +9,13 @@ a finished file of one answer, which Gradio then copies atomically.
 from __future__ import annotations
 
 import itertools
-import os
-import tempfile
 from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
 from PIL import Image
+
+from ..whole_files import write_file
 
 _numbers = itertools.count()
 
@@ -23,15 +23,7 @@ _numbers = itertools.count()
 def publish(image: Image.Image, folder: Path, stem: str = "picture") -> str:
     """``image`` saved in ``folder`` as ``<stem>-<n>.webp``, complete before its name exists; the path."""
     path = folder / f"{stem}-{next(_numbers)}.webp"
-    handle, partial = tempfile.mkstemp(dir=folder, prefix=f".{path.name}.", suffix=".partial")
-    try:
-        with os.fdopen(handle, "wb") as file:
-            image.save(file, format="WEBP", quality=90, method=2)
-        os.replace(partial, path)
-    except BaseException:
-        Path(partial).unlink(missing_ok=True)
-        raise
-    return str(path)
+    return str(write_file(path, lambda file: image.save(file, format="WEBP", quality=90, method=2)))
 
 
 def published(value: Any, folder: Path, stem: str = "picture") -> Any:

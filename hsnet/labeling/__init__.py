@@ -4,8 +4,9 @@
 - ``layout``: the output folder, a COCO dataset as CVAT exports it ("COCO 1.0").
 - ``folder``: one photo's image entry, mask and overlay written there, and the COCO file.
 - ``coco``: the COCO records (RLE or polygons) and document.
-- ``files``: files written whole under a temporary name, never outside the output folder.
 - ``pipeline``: the one loop from photos to a labelled folder (``label_each``).
+
+Every file is written whole under a temporary name, never outside the output folder (``hsnet.whole_files``).
 """
 from .coco import Record, coco_document, coco_record, mask_polygons, read_coco
 from .folder import IMAGE_MODES, LabelFolder, locked

@@ -22,7 +22,7 @@ from PIL import Image
 from ..errors import InputError
 from ..visualize import mask_image, overlay_mask
 from .coco import Record, coco_document, coco_record, read_coco
-from .files import copy_file, folder_below, link_file, write_file
+from ..whole_files import copy_file, folder_below, link_file, write_file
 from .layout import ANNOTATIONS, IMAGES, MARKER, MASKS, OVERLAYS, RESERVED_TOP_FOLDER
 from .queries import Query, real_path
 

@@ -26,7 +26,7 @@ from PIL import Image
 
 from ..errors import InputError, one_line
 from ..labeling import IMAGE_SUFFIXES, LabelFolder, Query, Segment, label_each, safe_name
-from ..labeling.files import write_file
+from ..whole_files import write_file
 from ..visualize import fit, mask_image, overlay_mask
 from .uploads import MAX_UPLOAD_BYTES
 

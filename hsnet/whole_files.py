@@ -1,6 +1,6 @@
 """Files written whole or not at all: each goes to a temporary name in its own folder, then is renamed.
 
-A reader (a resumed run, a browser fetching a thumbnail, a zip being served) therefore sees a
+A reader (a resumed run, a browser fetching a picture or thumbnail, a zip being served) therefore sees a
 file only once it is complete, and a path is never opened for writing: renaming replaces the
 folder entry, so a photo that an output name happens to point at is never written through.
 Temporary names carry the process id and a random part, so concurrent writers never share one.
@@ -15,7 +15,7 @@ from collections.abc import Callable
 from pathlib import Path, PurePosixPath
 from typing import BinaryIO
 
-from ..errors import InputError, OutputError, describe
+from .errors import InputError, OutputError, describe
 
 
 def _temporary(path: Path) -> Path:
